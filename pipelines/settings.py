@@ -1,0 +1,55 @@
+"""Where things live at run time, and the environment every run gets before dlt or dbt is imported."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+MODELS_DIR = PROJECT_DIR / "models"
+
+# Environment names whose values are secrets: redacted from everything the CLI prints.
+SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|WEBHOOK)", re.IGNORECASE)
+# Bitrix24 inbound webhooks carry the secret in the path: https://portal/rest/<user>/<secret>/method
+WEBHOOK_PATH = re.compile(r"(/rest/\d+/)[^/\s\"']+")
+
+RUNTIME_DEFAULTS = {
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "DO_NOT_TRACK": "1",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    # Completed load packages pile up (about 18 MB per 100k invoices) and hold raw data: drop them.
+    "LOAD__DELETE_COMPLETED_JOBS": "true",
+}
+
+
+def apply_runtime_defaults() -> None:
+    for key, value in RUNTIME_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("CRM_INVOICES_DATA_DIR", "data")).resolve()
+
+
+def database_path() -> Path:
+    """The DuckDB file: ``DESTINATION__DUCKDB__CREDENTIALS`` (a path), else ``data/crm_invoices.duckdb``."""
+    configured = os.environ.get("DESTINATION__DUCKDB__CREDENTIALS")
+    if configured:
+        return Path(configured.removeprefix("duckdb:///")).resolve()
+    return data_dir() / "crm_invoices.duckdb"
+
+
+def pipelines_dir() -> Path:
+    return data_dir() / "pipelines"
+
+
+def secret_values() -> list[str]:
+    return [v for k, v in os.environ.items() if SECRET_ENV.search(k) and v and len(v) >= 4]
+
+
+def redact_text(text: str) -> str:
+    """Remove every known secret, and any Bitrix24 webhook secret, from text meant for a terminal or log."""
+    from sources.common import redact
+
+    return WEBHOOK_PATH.sub(r"\1***", redact(text, secret_values()))

@@ -1,0 +1,37 @@
+"""``python -m sandbox serve --port N``: run the emulated CRMs until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .server import Sandbox
+from .world import World
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve every emulated provider on one loopback port")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--seed", type=int, default=20261123)
+    serve.add_argument("--invoices", type=int, default=90, help="invoices per provider")
+    serve.add_argument("--options", default="{}", help='provider options as JSON, e.g. {"salesman": {"page_size": 50}}')
+    args = parser.parse_args(argv)
+    world = World.generate(seed=args.seed, invoices={k: args.invoices for k in ("salesman", "bitrix24", "onlyoffice")})
+    sandbox = Sandbox(world, host=args.host, port=args.port, **json.loads(args.options))
+    print(f"sandbox serving at {sandbox.base_url}", file=sys.stderr)
+    for key, value in sorted(sandbox.demo_env().items()):
+        print(f"export {key}={value}")
+    sys.stdout.flush()
+    try:
+        sandbox.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""One seeded, synthetic ground truth that every emulated provider renders in its own dialect.
+
+The world holds what *really* happened in the business: clients, deals, currencies and their daily rates,
+and for each CRM account its invoices with lines, VAT and payments. Providers (``sandbox/salesman.py`` and the
+others) turn this into their wire formats, with all their quirks; tests compare the warehouse marts with what
+the world says. Every amount is a ``Decimal``; every timestamp is an aware UTC ``datetime``.
+
+The world is mutable: write endpoints of the emulators (add an invoice, pay it) change it, so a test that
+creates data through an API still has one truth to compare with.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from typing import Literal
+
+CENT = Decimal("0.01")
+SYSTEMS = ("salesman", "bitrix24", "onlyoffice")
+
+# The Russian standard VAT rate: 20 % until 2025-12-31, 22 % from 2026-01-01.
+VAT_STANDARD_SWITCH = date(2026, 1, 1)
+
+CURRENCY_BASE_RATES = {  # RUB per one unit on 2025-01-01; rates drift deterministically from there.
+    "RUB": Decimal("1"),
+    "USD": Decimal("90.5000"),
+    "EUR": Decimal("98.1000"),
+    "CNY": Decimal("12.4500"),
+}
+
+CLIENT_NAMES = [
+    "Ромашка", "Вектор", "Северный ветер", "Лютик", "Альфа-Трейд", "Берёзка", "Гранит", "Дельта Логистик",
+    "Енисей", "Жемчуг", "Заря", "Исток", "Кедр", "Ладога", "Меридиан", "Нева", "Омега", "Пульсар",
+    "Рассвет", "Сокол", "Тайга", "Урал-Сервис", "Фрегат", "Хронос", "Циркон", "Чайка", "Шторм", "Эльбрус",
+    "Юпитер", "Янтарь",
+]
+LEGAL_FORMS = ["ООО", "АО", "ИП", "ПАО"]
+PRODUCTS = [
+    ("Лицензия CRM, 1 место", Decimal("1500.00")),
+    ("Внедрение, час", Decimal("3200.00")),
+    ("Поддержка, месяц", Decimal("12500.00")),
+    ("Обучение сотрудников", Decimal("45000.00")),
+    ("Интеграция с 1С", Decimal("87000.00")),
+    ("Сервер, аренда", Decimal("9990.90")),
+    ("Консультация", Decimal("2750.55")),
+    ("Доставка", Decimal("333.33")),
+]
+
+
+def q2(x: Decimal, rounding: str = ROUND_HALF_UP) -> Decimal:
+    return x.quantize(CENT, rounding=rounding)
+
+
+def standard_vat(on: date) -> Decimal:
+    return Decimal("22") if on >= VAT_STANDARD_SWITCH else Decimal("20")
+
+
+@dataclass
+class Client:
+    id: int
+    name: str
+    inn: str
+
+
+@dataclass
+class Deal:
+    id: int
+    client_id: int
+    title: str
+    created: date
+    # SalesMan keeps amounts in base currency; a deal may carry a display currency with a frozen course.
+    display_currency: str | None = None
+
+
+@dataclass
+class Line:
+    name: str
+    quantity: Decimal
+    unit_price: Decimal  # in the invoice currency; gross when vat_included, else net
+    vat_rate: Decimal | None  # percent; None = "без НДС" (without VAT)
+    vat_included: bool = True
+    discount: Decimal = Decimal("0")  # absolute, in the invoice currency, off the line sum
+
+    def amounts(self, rounding: str = ROUND_HALF_UP) -> tuple[Decimal, Decimal, Decimal]:
+        """(net, vat, gross) of the line, each rounded to the kopeck."""
+        base = q2(self.quantity * self.unit_price - self.discount, rounding)
+        rate = self.vat_rate or Decimal("0")
+        if self.vat_included:
+            vat = q2(base * rate / (Decimal(100) + rate), rounding)
+            return base - vat, vat, base
+        vat = q2(base * rate / Decimal(100), rounding)
+        return base, vat, base + vat
+
+
+@dataclass
+class Payment:
+    paid_on: date
+    amount: Decimal
+    # How the payment was recorded; each provider interprets it (SalesMan: 'ui' keeps the date, 'api'
+    # loses it, 'express' is a paid-on-creation invoice; 'undone' was recorded then reverted).
+    via: Literal["ui", "api", "express", "undone"] = "ui"
+
+
+@dataclass
+class Invoice:
+    system: str
+    id: int  # the invoice's id inside its system (logical invoice id)
+    number: str
+    client_id: int
+    deal_id: int
+    created_at: datetime  # aware, UTC
+    issue_date: date  # business date in the account's zone
+    due_date: date
+    currency: str
+    lines: list[Line]
+    payments: list[Payment] = field(default_factory=list)
+    status: Literal["draft", "issued", "cancelled"] = "issued"
+    kind: str = "invoice"  # provider-specific flavour (bitrix24: 'smart' | 'legacy' | 'template', ...)
+    declared_paid: bool = False  # SalesMan invoice/add do='yes': declared paid, never booked
+    deleted: bool = False  # hard-deleted in the CRM: the API no longer returns it
+    updated_at: datetime | None = None  # last modification (providers that have one)
+    # VAT stored on the invoice when the CRM keeps an absolute amount (SalesMan); None = sum of the lines.
+    vat_override: Decimal | None = None
+    extra: dict = field(default_factory=dict)
+
+    def totals(self, rounding: str = ROUND_HALF_UP) -> tuple[Decimal, Decimal, Decimal]:
+        """(net, vat, gross) of the invoice as the sum of its rounded lines."""
+        net = vat = gross = Decimal("0.00")
+        for line in self.lines:
+            n, v, g = line.amounts(rounding)
+            net, vat, gross = net + n, vat + v, gross + g
+        if self.vat_override is not None:
+            vat = self.vat_override
+            net = gross - vat
+        return net, vat, gross
+
+    @property
+    def booked_payments(self) -> list[Payment]:
+        return [p for p in self.payments if p.via != "undone"]
+
+    @property
+    def amount_paid(self) -> Decimal:
+        return sum((p.amount for p in self.booked_payments), Decimal("0.00"))
+
+    def vat_rates(self) -> set[Decimal | None]:
+        return {line.vat_rate for line in self.lines}
+
+
+@dataclass
+class World:
+    seed: int
+    today: date
+    clients: list[Client]
+    deals: list[Deal]
+    rates: dict[tuple[str, date], Decimal]  # (currency, day) -> RUB per unit
+    invoices: dict[str, list[Invoice]]
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    # ---- lookups -------------------------------------------------------------------------------------
+    def client(self, client_id: int) -> Client:
+        return self.clients[client_id - 1]
+
+    def deal(self, deal_id: int) -> Deal:
+        return self.deals[deal_id - 1]
+
+    def rate(self, currency: str, on: date) -> Decimal:
+        """RUB per unit of ``currency`` on ``on`` (the last known day if ``on`` is past the table)."""
+        if currency == "RUB":
+            return Decimal("1")
+        while (currency, on) not in self.rates and on > date(2024, 12, 1):
+            on -= timedelta(days=1)
+        return self.rates[(currency, on)]
+
+    def live(self, system: str) -> list[Invoice]:
+        return [inv for inv in self.invoices[system] if not inv.deleted]
+
+    def next_invoice_id(self, system: str) -> int:
+        return max((inv.id for inv in self.invoices[system]), default=0) + 1
+
+    # ---- generation ----------------------------------------------------------------------------------
+    @classmethod
+    def generate(
+        cls,
+        seed: int = 20261123,
+        invoices: dict[str, int] | None = None,
+        clients: int = 30,
+        today: date = date(2026, 11, 20),
+    ) -> World:
+        counts = {"salesman": 90, "bitrix24": 90, "onlyoffice": 90}
+        counts.update(invoices or {})
+        rnd = random.Random(seed)
+        start = date(2025, 9, 1)
+        span = (today - start).days
+
+        client_list = [
+            Client(i, f"{rnd.choice(LEGAL_FORMS)} «{CLIENT_NAMES[(i - 1) % len(CLIENT_NAMES)]}"
+                      f"{'' if i <= len(CLIENT_NAMES) else ' ' + str(i)}»",
+                   f"{rnd.randrange(10**9, 10**10)}")
+            for i in range(1, clients + 1)
+        ]
+        rates: dict[tuple[str, date], Decimal] = {}
+        for code, base in CURRENCY_BASE_RATES.items():
+            if code == "RUB":
+                continue
+            value = base
+            day = date(2025, 1, 1)
+            while day <= today + timedelta(days=60):
+                rates[(code, day)] = value
+                drift = Decimal(rnd.randint(-60, 60)) / Decimal(10000)
+                value = (value * (1 + drift)).quantize(Decimal("0.0001"))
+                day += timedelta(days=1)
+
+        world = cls(seed=seed, today=today, clients=client_list, deals=[], rates=rates,
+                    invoices={s: [] for s in SYSTEMS})
+        total = sum(counts.values())
+        # One deal per ~3 invoices, shared by all systems (each CRM knows its own deals; ids are per system).
+        for d in range(1, max(2, total // 3) + 1):
+            created = start + timedelta(days=rnd.randrange(span))
+            display = rnd.choice([None] * 6 + ["USD", "EUR"])
+            world.deals.append(Deal(d, rnd.randrange(1, clients + 1), f"Сделка №{d}", created, display))
+
+        for system in SYSTEMS:
+            for _ in range(counts.get(system, 0)):
+                world.invoices[system].append(world._random_invoice(rnd, system, start, span))
+        return world
+
+    def _random_invoice(self, rnd: random.Random, system: str, start: date, span: int) -> Invoice:
+        inv_id = self.next_invoice_id(system)
+        deal = self.deals[rnd.randrange(len(self.deals))]
+        issue = start + timedelta(days=rnd.randrange(span))
+        # Creation time of day in UTC; ties on the same second happen on purpose (batch imports).
+        seconds = rnd.choice([rnd.randrange(6 * 3600, 18 * 3600), 9 * 3600])
+        created_at = datetime.combine(issue, time(), tzinfo=UTC) + timedelta(seconds=seconds)
+        due = issue + timedelta(days=rnd.choice([5, 10, 14, 30, 45]))
+        if system == "salesman":
+            currency = "RUB"  # SalesMan stores every amount in the account's base currency
+        else:
+            currency = rnd.choice(["RUB"] * 7 + ["USD", "EUR", "CNY"])
+        lines = []
+        for _ in range(rnd.choice([1, 1, 2, 3, 4])):
+            name, price = PRODUCTS[rnd.randrange(len(PRODUCTS))]
+            qty = Decimal(rnd.choice([1, 1, 2, 3, 5, 10, 12]))
+            if rnd.random() < 0.1:
+                qty = Decimal(rnd.randrange(1, 9999)) / Decimal(1000)  # fractional quantities (hours, kg)
+            if currency != "RUB":
+                price = q2(price / self.rate(currency, issue))
+            roll = rnd.random()
+            vat_rate = (standard_vat(issue) if roll < 0.75 else
+                        Decimal("10") if roll < 0.85 else Decimal("0") if roll < 0.92 else None)
+            lines.append(Line(name, qty, price, vat_rate, vat_included=rnd.random() < 0.8))
+        if system == "salesman":
+            # One rate per invoice in SalesMan: VAT is an absolute amount derived from the bank account rate.
+            rate = lines[0].vat_rate
+            for line in lines:
+                line.vat_rate, line.vat_included = rate, True
+        inv = Invoice(system, inv_id, str(1000 + inv_id), deal.client_id, deal.id, created_at, issue, due,
+                      currency, lines)
+        inv.updated_at = created_at
+        _net, _vat, gross = inv.totals()
+        roll = rnd.random()
+        pay_day = min(self.today, issue + timedelta(days=rnd.randrange(0, 40)))
+        if roll < 0.35:
+            pass  # open
+        elif roll < 0.75:
+            inv.payments.append(Payment(pay_day, gross, rnd.choice(["ui", "ui", "api", "express"])))
+        elif roll < 0.9:
+            part = q2(gross * Decimal(rnd.randrange(20, 80)) / 100)
+            inv.payments.append(Payment(pay_day, part, rnd.choice(["ui", "api"])))
+            if rnd.random() < 0.4:
+                second = q2((gross - part) * Decimal(rnd.randrange(20, 80)) / 100)
+                inv.payments.append(Payment(min(self.today, pay_day + timedelta(days=7)), second, "ui"))
+        elif roll < 0.95 and system != "salesman":
+            inv.status = rnd.choice(["draft", "cancelled"])
+        else:
+            inv.payments.append(Payment(pay_day, gross, "undone"))
+        if inv.payments:
+            last = max(p.paid_on for p in inv.payments)
+            inv.updated_at = max(created_at, datetime.combine(last, time(12), tzinfo=UTC))
+        return inv
+
+
+def round_half_even(x: Decimal) -> Decimal:
+    return q2(x, ROUND_HALF_EVEN)

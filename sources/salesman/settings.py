@@ -1,0 +1,29 @@
+"""SalesMan CRM API v3 constants."""
+
+SOURCE_NAME = "SalesMan"
+API_PREFIX = "/developer/v3/"
+
+# invoice/list pages by the account's "records per page" (num_client, 30 by default, at most 100 in the UI):
+# never assume the documented 200. Order by creation date ascending so that new invoices, the most common
+# change during a run, land on the last page instead of shifting every page under the reader.
+INVOICE_LIST_ORDER = {"order": "date_create", "first": "old"}
+DEAL_PAGE_SIZE = 200  # deal/list is hard-coded to 200 rows per page, 0-based offset
+
+# Error codes that mean "your configuration is wrong" (both answered for a bad key depending on the build).
+AUTH_ERROR_CODES = {400, 401}
+
+# tip is stored as the Russian label; map it back to the API codes.
+TIP_CODES = {
+    "По спецификации": "ispeka",
+    "Счет-договор": "ioffer",
+    "По договору": "icontract",
+    "Предварительная оплата": "ipre",
+    "Окончательная оплата": "iafter",
+}
+
+# List-row fields that feed the change fingerprint: a change in any of them re-fetches invoice/info.
+FINGERPRINT_FIELDS = ("crid", "did", "clid", "invoice", "contract", "summa", "date_create", "date_plan",
+                      "date_fact", "color", "mc")
+
+MONEY = {"data_type": "decimal", "precision": 18, "scale": 2}
+RATE = {"data_type": "decimal", "precision": 18, "scale": 6}
