@@ -109,6 +109,8 @@ def salesman_source(
         seen: dict = dlt.current.resource_state().setdefault("fingerprints", {})
         out = []
         for row in rows:
+            if "_fingerprint" not in row:
+                continue  # deletion marks travel down the same pipe; they have no details to fetch
             key = str(row["crid"])
             if seen.get(key) == row["_fingerprint"]:
                 continue
