@@ -132,7 +132,9 @@ class SalesmanProvider:
         self.faults = Faults()
         self.rows: dict[int, Row] = {}
         self.next_crid = 1
-        self.inum = 1000 + world.next_invoice_id("salesman")
+        self.inum = 1000 + len(world.invoices["salesman"]) + 1
+        self.version = 0  # bumped on every change: list orderings are cached per version
+        self._cache: dict = {}
         self._rnd = random.Random(world.seed)
         self._build_rows()
 
@@ -152,7 +154,12 @@ class SalesmanProvider:
             for row in rest:
                 self._store(row)
 
+    def changed(self) -> None:
+        self.version += 1
+        self._cache.clear()
+
     def _store(self, row: Row) -> None:
+        self.changed()
         row.crid = self.next_crid
         self.next_crid += 1
         self.rows[row.crid] = row
@@ -188,12 +195,14 @@ class SalesmanProvider:
     # ---- test helpers (what a user does in the UI, which the API cannot) ---------------------------------
     def delete_invoice(self, world_id: int) -> None:
         """Hard-delete every row of a logical invoice, as ``Invoice::delete`` does."""
+        self.changed()
         for crid in [c for c, r in self.rows.items() if r.world_id == world_id]:
             del self.rows[crid]
         self._invoice(world_id).deleted = True
 
     def undo_payment(self, crid: int) -> None:
         """``undoit``: do='' and invoice_date NULL; the split rows are not merged back."""
+        self.changed()
         row = self.rows[crid]
         row.do, row.invoice_date = "", None
         inv = self._invoice(row.world_id)
@@ -276,29 +285,19 @@ class SalesmanProvider:
         return ZoneInfo((self.account.db_timezone or self.account.timezone) if db else self.account.timezone)
 
     def _list(self, params: dict) -> Response:
-        rows = [r for r in self.rows.values() if r.iduser]
-        for key in ("did", "clid", "iduser"):
-            if params.get(key) not in (None, "", 0, "0"):
-                rows = [r for r in rows if getattr(r, key) == int(params[key])]
+        column = ORDER_MAP.get(str(params.get("order") or "datum"), "datum_credit")
+        descending = params.get("first") != "old"
         pay = params.get("pay") if isinstance(params.get("pay"), dict) else {}
         paid_only = bool(pay.get("on")) or params.get("pay1") == "yes"
         unpaid_only = bool(pay.get("off")) or params.get("pay2") == "yes"
-        if paid_only != unpaid_only:
-            rows = [r for r in rows if (r.do == "on") == paid_only]
-        column = ORDER_MAP.get(str(params.get("order") or "datum"), "datum_credit")
-        descending = params.get("first") != "old"
-        # No tie-breaker on the server: ties come back in an arbitrary order, stable or not by config.
-        salt = self._rnd.random() if self.account.tie_order == "shuffle" else 0.5
-        tie = {r.crid: hash((r.crid * 7919, salt)) for r in rows}
-
-        def sort_key(r: Row):
-            value = {"datum": r.datum, "datum_credit": r.datum_credit, "summa_credit": r.summa,
-                     "invoice": int(r.invoice) if r.invoice.isdigit() else 0,
-                     "invoice_date": r.invoice_date or date.min}[column]
-            return value
-
-        rows.sort(key=lambda r: tie[r.crid])
-        rows.sort(key=sort_key, reverse=descending)
+        filters = tuple((k, int(params[k])) for k in ("did", "clid", "iduser")
+                        if params.get(k) not in (None, "", 0, "0"))
+        shuffle = self.account.tie_order == "shuffle"
+        key = (column, descending, paid_only, unpaid_only, filters)
+        rows = None if shuffle else self._cache.get(key)
+        if rows is None:
+            rows = self._ordered(column, descending, paid_only, unpaid_only, filters, shuffle)
+            self._cache[key] = rows
         n = self.account.page_size
         count = len(rows)
         try:
@@ -307,14 +306,35 @@ class SalesmanProvider:
             offset = 0
         page = offset if offset > 0 else 1
         chunk = rows[(page - 1) * n: page * n]
-        groups: dict[tuple[int, str], list[Row]] = {}
-        for r in self.rows.values():
-            groups.setdefault((r.did, r.invoice), []).append(r)
+        groups = self._cache.get("groups")
+        if groups is None:
+            groups = {}
+            for r in self.rows.values():
+                groups.setdefault((r.did, r.invoice), []).append(r)
+            self._cache["groups"] = groups
         data = [self._list_row(r, groups[(r.did, r.invoice)]) for r in chunk]
         pageall = -(-count // n)
         return self._ok({"data": data, "params": {"page": page, "pageall": pageall, "ord": column,
                                                    "tuda": "DESC" if descending else "", "valuta": self.account.valuta,
                                                    "count": count}, "count": count})
+
+    def _ordered(self, column, descending, paid_only, unpaid_only, filters, shuffle) -> list[Row]:
+        rows = [r for r in self.rows.values() if r.iduser]  # rows of user 0 are never listed
+        for key, value in filters:
+            rows = [r for r in rows if getattr(r, key) == value]
+        if paid_only != unpaid_only:
+            rows = [r for r in rows if (r.do == "on") == paid_only]
+        # No tie-breaker on the server: ties come back in an arbitrary order, stable or not by config.
+        salt = self._rnd.random() if shuffle else 0.5
+        rows.sort(key=lambda r: hash((r.crid * 7919, salt)))
+
+        def sort_key(r: Row):
+            return {"datum": r.datum, "datum_credit": r.datum_credit, "summa_credit": r.summa,
+                    "invoice": int(r.invoice) if r.invoice.isdigit() else 0,
+                    "invoice_date": r.invoice_date or date.min}[column]
+
+        rows.sort(key=sort_key, reverse=descending)
+        return rows
 
     def _list_row(self, r: Row, group: list[Row]) -> dict:
         local = r.datum.astimezone(self._zone(db=True))
@@ -443,6 +463,7 @@ class SalesmanProvider:
             row = None
         if row is None:
             return self._error(403, "Счет не найден")
+        self.changed()
         inv = self._invoice(row.world_id)
         paid = q2(Decimal(str(params["summa"]))) if params.get("summa") not in (None, "") else row.summa
         # The API passes date.do as invoice_date, which doit() never reads: the paid date stays NULL.
