@@ -35,8 +35,10 @@ class SourceSpec:
 ALL_SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("salesman", "SalesMan", "sources.salesman", "salesman_source",
                ("invoice_rows", "invoice_details")),
-    SourceSpec("bitrix24", "Bitrix24", "sources.bitrix24", "bitrix24_source", ("smart_invoices",)),
-    SourceSpec("onlyoffice", "ONLYOFFICE", "sources.onlyoffice", "onlyoffice_source", ("invoices",)),
+    SourceSpec("bitrix24", "Bitrix24", "sources.bitrix24", "bitrix24_source",
+               ("smart_invoices", "stages", "currencies")),
+    SourceSpec("onlyoffice", "ONLYOFFICE", "sources.onlyoffice", "onlyoffice_source",
+               ("invoices", "invoice_lines", "taxes", "portal")),
 )
 
 # A source is available once its package exists (sources are added issue by issue).

@@ -50,9 +50,13 @@ def test_full_load_matches_truth_and_a_rerun_changes_nothing(make_sandbox, workd
     expected = assert_marts_match_truth(workdir, world)
     statuses = {e["status"] for e in expected.values()}
     assert {"paid", "partially_paid", "issued"} <= statuses
-    # one clean scan: every page once, then one invoice/info per row
+    # one clean scan: every page once; details in bulk from deal/list (one page of 200 deals), next to the
+    # deals resource's own page, instead of one invoice/info per row
     assert sandbox.count("salesman", "invoice/list") == math.ceil(rows / 7)
-    assert sandbox.count("salesman", "invoice/info") == rows
+    assert sandbox.count("salesman", "invoice/info") == 0
+    assert sandbox.count("salesman", "deal/list") == 2
+    vias = workdir.query("select details_via, count(*) from raw_salesman.invoice_details group by 1")
+    assert vias == [("deal/list", rows)]
     gross = workdir.query("select sum(amount_gross) from marts.fct_invoices")[0][0]
     assert gross == sum((e["amount_gross"] for e in expected.values()), Decimal(0))
     assert "fct_invoices (live)" in proc.stdout and "salesman" in proc.stdout
@@ -82,7 +86,7 @@ def test_api_writes_deletes_and_undone_payments_between_runs(make_sandbox, workd
         return resp.json()
 
     # a user records an invoice as paid with do="yes": declared paid, never booked
-    yes = api("invoice/add", {"did": 1, "invoice": "Y-1", "summa": 12000, "do": "yes", "date": "2026-10-01"})
+    added = api("invoice/add", {"did": 1, "invoice": "Y-1", "summa": 12000, "do": "yes", "date": "2026-10-01"})
     # a new invoice, then a partial payment through the API (splits the row, date lost)
     part = api("invoice/add", {"did": 2, "invoice": "P-1", "summa": 99999.99, "date": "2026-10-02", "rs": 3})
     api("invoice/do", {"id": part["data"]["id"], "summa": 40000})
@@ -95,11 +99,14 @@ def test_api_writes_deletes_and_undone_payments_between_runs(make_sandbox, workd
 
     sandbox.reset_counts()
     assert_ok(workdir.cli("run", "--sources", "salesman", "--no-progress", sandbox=sandbox))
-    # details only for the rows that are new or changed: Y-1, P-1 (both rows), E-1, the undone row
+    # details only for the rows that are new or changed: Y-1, P-1 (both rows), E-1, the undone row; few
+    # enough for one invoice/info each
     assert sandbox.count("salesman", "invoice/info") == 5
+    assert sandbox.count("salesman", "deal/list") == 1  # the deals resource only
     expected = assert_marts_match_truth(workdir, world)
 
-    key = f"salesman:sandbox:1:Y-1"
+    assert added["data"]["invoice"] == "Y-1"
+    key = "salesman:sandbox:1:Y-1"
     assert (expected[key]["status"], expected[key]["amount_paid"]) == ("issued", Decimal("0.00"))
     flagged = workdir.query("select is_declared_paid from intermediate.int_invoices where invoice_key = ?", [key])
     assert flagged == [(True,)]

@@ -2,9 +2,10 @@
 
 Invoices have no modification time and are deleted hard, so every run reads the whole invoice list (a
 snapshot), merges it on the row id ``crid``, and records rows that vanished in ``invoice_row_deletions``.
-``invoice/info`` (VAT, the raw paid flag, type, bank account, deal currency) is called only for rows that
-are new or whose list row changed since the last successful load (a fingerprint kept in dlt state, which
-is committed together with the data, so a failed run re-fetches next time).
+Details the list lacks (VAT, the raw paid flag, type, bank account) are read only for rows that are new or
+whose list row changed since the last successful load (a fingerprint kept in dlt state, which is committed
+together with the data, so a failed run re-reads them next time): one ``invoice/info`` per row when few
+changed (it also gives the deal's display currency), ``deal/list`` with ``invoice: true`` in bulk when many.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pendulum
 from dlt.sources import DltResource
 
 from ..common import money as _m
-from .helpers import SalesmanClient, info_record, list_row_record, parse_date, scan_invoice_list
+from .helpers import SalesmanClient, fetch_details, list_row_record, parse_date, scan_invoice_list
 from .settings import DEAL_PAGE_SIZE, MONEY, RATE
 
 ROW_COLUMNS = {
@@ -51,6 +52,18 @@ DETAIL_COLUMNS = {
     "course": dict(RATE),
     "course_datum": {"data_type": "text"},
     "template_id": {"data_type": "bigint"},
+    "clid": {"data_type": "bigint"},
+    "did": {"data_type": "bigint"},
+    "iduser": {"data_type": "bigint"},
+    "rs": {"data_type": "bigint"},
+    "tip": {"data_type": "text"},
+    "do": {"data_type": "text"},
+    "details_via": {"data_type": "text"},
+}
+DELETION_COLUMNS = {
+    "crid": {"data_type": "bigint", "nullable": False},
+    "is_deleted": {"data_type": "bool"},
+    "deleted_at": {"data_type": "timestamp"},
 }
 
 
@@ -84,44 +97,42 @@ def salesman_source(
     context = {"account": account_name, "currency": currency.upper(), "timezone": timezone}
 
     @dlt.resource(name="invoice_rows", write_disposition="merge", primary_key="crid", columns=ROW_COLUMNS)
-    def invoice_rows() -> Iterator[list[dict]]:
+    def invoice_rows() -> Iterator[object]:
+        """The list snapshot; then, into their own tables, the details of new or changed rows and the
+        marks of rows that vanished. All of it happens in one resource because both depend on the whole
+        snapshot: which rows changed, how many (per-row or bulk details), and which ids are gone."""
         state = dlt.current.resource_state()
-        known: set[int] = set(state.get("known_ids", []))
+        known: dict[str, str] = state.get("fingerprints", {})
         deleted: set[int] = set(state.get("deleted_ids", []))
         result: dict = {}
+        current: dict[int, str] = {}
+        deal_ids: set[int] = set()
         for scan, rows in scan_invoice_list(client, max_scan_attempts, result):
-            yield [dict(list_row_record(r, timezone, scan), **context, _extracted_at=run_at) for r in rows]
+            records = [dict(list_row_record(r, timezone, scan), **context, _extracted_at=run_at) for r in rows]
+            for rec in records:
+                current[rec["crid"]] = rec["_fingerprint"]
+                deal_ids.add(rec["did"])
+            yield records
         live: set[int] = result["ids"]
-        vanished = (known | deleted) - live
-        marks = [{"crid": crid, "is_deleted": True, "deleted_at": run_at, **context}
-                 for crid in sorted(vanished - deleted)]
-        marks += [{"crid": crid, "is_deleted": False, "deleted_at": None, **context}
-                  for crid in sorted(deleted & live)]
+
+        stale = {crid: current[crid] for crid in sorted(live) if known.get(str(crid)) != current[crid]}
+        fetched: set[int] = set()
+        for batch in fetch_details(client, stale, len(deal_ids), timezone):
+            fetched.update(rec["crid"] for rec in batch)
+            yield _table(batch, "invoice_details", DETAIL_COLUMNS, context, run_at)
+
+        known_ids = {int(c) for c in known}
+        vanished = (known_ids | deleted) - live
+        marks = [{"crid": crid, "is_deleted": True, "deleted_at": run_at} for crid in sorted(vanished - deleted)]
+        marks += [{"crid": crid, "is_deleted": False, "deleted_at": None} for crid in sorted(deleted & live)]
         if marks:
-            yield dlt.mark.with_table_name(marks, "invoice_row_deletions")
-        state["known_ids"] = sorted(live)
+            yield _table(marks, "invoice_row_deletions", DELETION_COLUMNS, context, run_at)
+        # a row whose details could not be read (deleted in between) keeps no fingerprint: retried next run
+        state["fingerprints"] = {str(c): fp for c, fp in current.items()
+                                 if c in live and (c in fetched or c not in stale)}
         state["deleted_ids"] = sorted(vanished)
         state["last_scan"] = {k: v for k, v in result.items() if k != "ids"}
-
-    @dlt.transformer(name="invoice_details", write_disposition="merge", primary_key="crid",
-                     columns=DETAIL_COLUMNS)
-    def invoice_details(rows: list[dict]) -> Iterator[list[dict]]:
-        seen: dict = dlt.current.resource_state().setdefault("fingerprints", {})
-        out = []
-        for row in rows:
-            if "_fingerprint" not in row:
-                continue  # deletion marks travel down the same pipe; they have no details to fetch
-            key = str(row["crid"])
-            if seen.get(key) == row["_fingerprint"]:
-                continue
-            body = client.call("invoice/info", {"id": row["crid"]})
-            data = body.get("data") or {}
-            if not data.get("crid"):
-                continue  # deleted between the list and this call: the next snapshot marks it
-            out.append(dict(info_record(data, timezone, row["_fingerprint"]), **context, _extracted_at=run_at))
-            seen[key] = row["_fingerprint"]
-        if out:
-            yield out
+        state.pop("known_ids", None)
 
     @dlt.resource(name="deals", write_disposition="merge", primary_key="did",
                   columns={"datum": {"data_type": "date"}, "datum_close": {"data_type": "date"}, "kol": dict(MONEY)})
@@ -160,5 +171,12 @@ def salesman_source(
         yield [{"id": c["id"], "code": c.get("code"), "name": c.get("name"), "course": _m(c.get("course")),
                 "datum": c.get("datum"), "snapshot_date": run_at.date(), **context} for c in items]
 
-    return (invoice_rows, invoice_rows | invoice_details, deals, bank_accounts, currencies)
+    return (invoice_rows, deals, bank_accounts, currencies)
+
+
+def _table(items: list[dict], table: str, columns: dict, context: dict, run_at) -> object:
+    """Route ``items`` to their own table with its own keys and column types."""
+    rows = [dict(item, **context, _extracted_at=run_at) for item in items]
+    hints = dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key="crid", columns=columns)
+    return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 

@@ -8,6 +8,9 @@ API_PREFIX = "/developer/v3/"
 # change during a run, land on the last page instead of shifting every page under the reader.
 INVOICE_LIST_ORDER = {"order": "date_create", "first": "old"}
 DEAL_PAGE_SIZE = 200  # deal/list is hard-coded to 200 rows per page, 0-based offset
+# Below this many changed rows (plus twice the deal/list pages), details come from one invoice/info per row,
+# which also carries the deal's display currency; above it, from deal/list in bulk.
+BULK_DETAILS_MIN_ROWS = 20
 
 # Error codes that mean "your configuration is wrong" (both answered for a bad key depending on the build).
 AUTH_ERROR_CODES = {400, 401}

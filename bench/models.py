@@ -1,0 +1,22 @@
+"""Time to build the dbt marts over the data the source benchmarks loaded (their `ours` warehouses)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import duckdb_count, measure_cli
+
+
+def run(work: Path) -> list[dict]:
+    results = []
+    for db in sorted(work.glob("*/ours/data/crm_invoices.duckdb")):
+        workdir = db.parent.parent
+        m = measure_cli(workdir, {}, "models")
+        if m.returncode != 0:
+            raise RuntimeError(f"models failed over {db}:\n{m.stderr[-3000:]}")
+        invoices = duckdb_count(db, "marts.fct_invoices")
+        results.append({"variant": "dbt build (all models + tests)", "source": f"models over {workdir.name}",
+                        "invoices": invoices, "rows": invoices, "seconds": m.seconds,
+                        "rows_per_s": invoices / m.seconds, "http_requests": 0, "lower_bound": 0,
+                        "peak_rss_mib": m.peak_rss_mib, "notes": m.stdout.strip().splitlines()[-1] if m.stdout else ""})
+    return results
