@@ -50,8 +50,9 @@ def _start_demo(invoices: int | None):
     from sandbox.server import Sandbox
     from sandbox.world import World
 
+    # the demo account carries one case of each reconciliation rule, so the exceptions report shows them
     world = World.generate(invoices={k: invoices for k in ("salesman", "bitrix24", "onlyoffice")}
-                           if invoices else None)
+                           if invoices else None, anomalies=True)
     sandbox = Sandbox(world).start()
     os.environ.update(sandbox.demo_env())
     print(f"sandbox: emulated CRMs at {sandbox.base_url}", file=sys.stderr)
@@ -138,10 +139,14 @@ def _mart_totals() -> list[str]:
             rows = con.execute(
                 "select source_system, currency, count(*), sum(amount_gross), sum(amount_paid), sum(amount_due) "
                 "from marts.fct_invoices where not is_deleted group by all order by all").fetchall()
+            exceptions = con.execute("select severity, count(*) from marts.rpt_reconciliation_exceptions "
+                                     "group by all order by all").fetchall()
     except duckdb.Error:
         return []
     out = ["  fct_invoices (live)  source / currency / invoices / gross / paid / due"]
     out += [f"    {s:<11} {c} {n:>7} {g:>16} {p:>16} {d:>16}" for s, c, n, g, p, d in rows]
+    out.append("  reconciliation exceptions: " + (", ".join(f"{n} {s}" for s, n in exceptions) or "none")
+               + " (marts.rpt_reconciliation_exceptions)")
     return out
 
 

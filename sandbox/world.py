@@ -20,6 +20,9 @@ from typing import Literal
 
 CENT = Decimal("0.01")
 SYSTEMS = ("salesman", "bitrix24", "onlyoffice")
+# Numbering differs per CRM so that the same number for the same client in two systems is always planted
+# on purpose (a reconciliation exception), never a coincidence of the generator.
+NUMBER_PREFIX = {"salesman": "", "bitrix24": "B-", "onlyoffice": "INV-"}
 
 # The Russian standard VAT rate: 20 % until 2025-12-31, 22 % from 2026-01-01.
 VAT_STANDARD_SWITCH = date(2026, 1, 1)
@@ -158,6 +161,8 @@ class World:
     rates: dict[tuple[str, date], Decimal]  # (currency, day) -> RUB per unit
     invoices: dict[str, list[Invoice]]
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    # reconciliation exceptions planted on purpose: {"rule", "system", "id"} (see plant_anomalies)
+    planted: list[dict] = field(default_factory=list)
 
     # ---- lookups -------------------------------------------------------------------------------------
     def client(self, client_id: int) -> Client:
@@ -193,6 +198,7 @@ class World:
         invoices: dict[str, int] | None = None,
         clients: int = 30,
         today: date = date(2026, 11, 20),
+        anomalies: bool = False,
     ) -> World:
         counts = {"salesman": 90, "bitrix24": 90, "onlyoffice": 90}
         counts.update(invoices or {})
@@ -230,7 +236,52 @@ class World:
         for system in SYSTEMS:
             for _ in range(counts.get(system, 0)):
                 world.invoices[system].append(world._random_invoice(rnd, system, start, span))
+        if anomalies:
+            world.plant_anomalies()
         return world
+
+    def plant_anomalies(self) -> list[dict]:
+        """Plant the disagreements finance must see, one case per rule that plain data can carry, on
+        otherwise clean invoices. Everything else in the world is consistent, so the reconciliation report
+        must list exactly ``self.planted``."""
+        used: set[tuple[str, int]] = set()
+
+        def pick(system: str) -> Invoice | None:
+            for inv in self.invoices[system]:
+                if (system, inv.id) not in used and not inv.deleted and not inv.payments \
+                        and inv.status == "issued" and inv.kind == "invoice":
+                    used.add((system, inv.id))
+                    return inv
+            return None
+
+        def plant(rule: str, inv: Invoice | None) -> None:
+            if inv is not None:
+                self.planted.append({"rule": rule, "system": inv.system, "id": inv.id})
+
+        for system in SYSTEMS:
+            inv = pick(system)
+            if inv is not None:
+                inv.due_date = inv.issue_date - timedelta(days=3)
+                plant("due_before_issue", inv)
+        inv = pick("salesman")
+        if inv is not None:  # invoice/add with do="yes": declared paid, never booked
+            inv.declared_paid = True
+            inv.payments = [Payment(inv.issue_date + timedelta(days=2), inv.totals()[2], "ui")]
+            plant("declared_paid_not_booked", inv)
+        inv = pick("salesman")
+        if inv is not None:
+            inv.lines = [Line("Пробный период", Decimal(1), Decimal("0.00"), standard_vat(inv.issue_date))]
+            plant("non_positive_total", inv)
+        for other in ("bitrix24", "onlyoffice"):  # same number, same client, another amount, another CRM
+            ours, theirs = pick("salesman"), pick(other)
+            if ours is None or theirs is None:
+                continue
+            theirs.number, theirs.client_id, theirs.deal_id = ours.number, ours.client_id, ours.deal_id
+            if theirs.totals()[2] == ours.totals()[2]:
+                theirs.lines[0].quantity += 1
+            plant("cross_system_amount_mismatch", ours)
+            plant("cross_system_amount_mismatch", theirs)
+        return self.planted
 
     def _random_invoice(self, rnd: random.Random, system: str, start: date, span: int) -> Invoice:
         inv_id = self.next_invoice_id(system)
@@ -261,7 +312,7 @@ class World:
             rate = lines[0].vat_rate
             for line in lines:
                 line.vat_rate, line.vat_included = rate, True
-        inv = Invoice(system, inv_id, str(1000 + inv_id), deal.client_id, deal.id, created_at, issue, due,
+        inv = Invoice(system, inv_id, f"{NUMBER_PREFIX[system]}{1000 + inv_id}", deal.client_id, deal.id, created_at, issue, due,
                       currency, lines)
         inv.updated_at = created_at
         _net, _vat, gross = inv.totals()

@@ -1,0 +1,57 @@
+{{ config(enabled=var('onlyoffice_enabled', false)) }}
+
+-- ONLYOFFICE invoices in the shared shape. The gross is the portal's own cost; VAT is the part of it that
+-- comes from taxes named as VAT (a local levy adds to the cost and so to the net); the portal has no
+-- payments, so a Paid invoice counts as paid in full on an unknown date.
+with invoices as (
+    select * from {{ ref('stg_onlyoffice__invoices') }}
+),
+
+line_totals as (
+    select
+        account,
+        invoice_id,
+        sum(vat_amount) as vat_amount,
+        -- one rate for the invoice only when every line has the same one; "without VAT" is no rate
+        case when count(distinct coalesce(vat_rate, -1)) = 1 then max(vat_rate) end as vat_rate
+    from {{ ref('stg_onlyoffice__invoice_lines') }}
+    group by account, invoice_id
+),
+
+portal as (
+    select * from {{ ref('stg_onlyoffice__portal') }}
+)
+
+select
+    'onlyoffice:' || invoices.account || ':' || cast(invoices.invoice_id as varchar) as invoice_key,
+    'onlyoffice' as source_system,
+    invoices.account,
+    cast(invoices.invoice_id as varchar) as source_invoice_id,
+    invoices.invoice_number,
+    cast(invoices.deal_id as varchar) as deal_id,
+    cast(invoices.contact_id as varchar) as client_id,
+    invoices.contact_name as client_name,
+    invoices.issue_date,
+    invoices.due_date,
+    cast(null as date) as paid_date,
+    invoices.status,
+    invoices.currency,
+    {{ money('invoices.cost') }} as amount_gross,
+    {{ money('coalesce(line_totals.vat_amount, 0)') }} as vat_amount,
+    {{ money('invoices.cost - coalesce(line_totals.vat_amount, 0)') }} as amount_net,
+    {{ percent('line_totals.vat_rate') }} as vat_rate,
+    {{ money("case when invoices.status = 'paid' then invoices.cost else 0 end") }} as amount_paid,
+    {{ money("invoices.cost - case when invoices.status = 'paid' then invoices.cost else 0 end") }} as amount_due,
+    portal.default_currency as base_currency,
+    {{ fx_rate('invoices.exchange_rate') }} as fx_rate_to_base,
+    'onlyoffice: invoice exchangeRate (1 ' || invoices.currency || ' = rate ' || portal.default_currency
+        || ', portal default currency as of ' || cast(portal.snapshot_date as varchar) || ')' as fx_rate_source,
+    invoices.created_at,
+    invoices.is_deleted,
+    false as is_declared_paid
+from invoices
+left join line_totals
+    on line_totals.account = invoices.account
+    and line_totals.invoice_id = invoices.invoice_id
+left join portal
+    on portal.account = invoices.account

@@ -1,0 +1,149 @@
+-- Every place where a source disagrees with itself or with another source: one row per (rule, invoice).
+-- Deleted invoices are out of scope. The rules, and why each matters to finance, are in _marts.yml.
+with invoices as (
+    select
+        fct.*,
+        int_.is_declared_paid
+    from {{ ref('fct_invoices') }} as fct
+    inner join {{ ref('int_invoices') }} as int_ on int_.invoice_key = fct.invoice_key
+    where not fct.is_deleted
+),
+
+line_totals as (
+    select
+        invoice_key,
+        count(*) as line_count,
+        sum(amount_gross) as lines_gross,
+        sum(vat_amount) as lines_vat
+    from {{ ref('fct_invoice_lines') }}
+    group by invoice_key
+),
+
+payment_totals as (
+    select invoice_key, count(*) as payment_count, sum(amount) as payments_amount
+    from {{ ref('fct_payments') }}
+    group by invoice_key
+),
+
+checked as (
+    select
+        invoices.*,
+        line_totals.line_count,
+        line_totals.lines_gross,
+        line_totals.lines_vat,
+        coalesce(payment_totals.payment_count, 0) as payment_count,
+        coalesce(payment_totals.payments_amount, 0) as payments_amount
+    from invoices
+    left join line_totals on line_totals.invoice_key = invoices.invoice_key
+    left join payment_totals on payment_totals.invoice_key = invoices.invoice_key
+),
+
+-- the same number for the same client in another system, with another amount
+twins as (
+    select
+        a.invoice_key,
+        a.source_system,
+        b.invoice_key as other_key,
+        b.source_system as other_system,
+        a.currency,
+        a.amount_gross,
+        b.currency as other_currency,
+        b.amount_gross as other_gross
+    from invoices as a
+    inner join invoices as b
+        on a.invoice_number = b.invoice_number
+        and lower(trim(a.client_name)) = lower(trim(b.client_name))
+        and a.source_system <> b.source_system
+    where a.currency <> b.currency or a.amount_gross <> b.amount_gross
+),
+
+exceptions as (
+    select 'lines_total_mismatch' as rule, 'error' as severity, source_system, invoice_key,
+        'the lines do not add up to the invoice total' as message,
+        cast(lines_gross as varchar) as expected, cast(amount_gross as varchar) as actual
+    from checked
+    where line_count > 0 and lines_gross <> amount_gross
+
+    union all
+    select 'vat_lines_mismatch', 'error', source_system, invoice_key,
+        'VAT on the invoice differs from the VAT of its lines',
+        cast(lines_vat as varchar), cast(vat_amount as varchar)
+    from checked
+    where line_count > 0 and lines_vat <> vat_amount
+
+    union all
+    -- compared multiplied out (decimal division is a float on some engines); half a kopeck per line of rounding
+    select 'vat_rate_mismatch', 'warning', source_system, invoice_key,
+        'VAT differs from amount x rate beyond rounding',
+        cast(round(amount_gross * vat_rate / (100 + vat_rate), 2) as varchar), cast(vat_amount as varchar)
+    from checked
+    where vat_rate is not null
+        and abs(vat_amount * (100 + vat_rate) - amount_gross * vat_rate)
+            > 0.005 * coalesce(line_count, 1) * (100 + vat_rate)
+
+    union all
+    select 'paid_without_payments', 'error', source_system, invoice_key,
+        'the invoice is marked paid but no payment is recorded',
+        cast(amount_gross as varchar), cast(payments_amount as varchar)
+    from checked
+    where status = 'paid' and payment_count = 0
+
+    union all
+    select 'payments_without_paid_status', 'warning', source_system, invoice_key,
+        'payments are recorded but the invoice is not marked (partially) paid',
+        status, cast(payments_amount as varchar)
+    from checked
+    where payment_count > 0 and status not in ('paid', 'partially_paid')
+
+    union all
+    select 'payments_exceed_invoice', 'error', source_system, invoice_key,
+        'payments exceed the invoice amount (overpayment to refund or allocate)',
+        cast(amount_gross as varchar), cast(amount_paid as varchar)
+    from checked
+    where amount_paid > amount_gross
+
+    union all
+    select 'declared_paid_not_booked', 'warning', source_system, invoice_key,
+        'declared paid (SalesMan do = ''yes'') but no money was booked',
+        cast(amount_gross as varchar), cast(amount_paid as varchar)
+    from checked
+    where is_declared_paid
+
+    union all
+    select 'missing_fx_rate', 'error', source_system, invoice_key,
+        'foreign-currency invoice without a usable rate to the reporting currency',
+        '{{ var("reporting_currency") }}', currency
+    from checked
+    where fx_rate_to_reporting is null
+
+    union all
+    select 'cross_system_amount_mismatch', 'warning', source_system, invoice_key,
+        'the same invoice number for the same client in ' || other_system || ' (' || other_key || ') has another amount',
+        other_currency || ' ' || cast(other_gross as varchar), currency || ' ' || cast(amount_gross as varchar)
+    from twins
+
+    union all
+    select 'due_before_issue', 'error', source_system, invoice_key,
+        'the due date is before the issue date',
+        cast(issue_date as varchar), cast(due_date as varchar)
+    from checked
+    where due_date < issue_date
+
+    union all
+    select 'non_positive_total', 'error', source_system, invoice_key,
+        'the invoice total is zero or negative',
+        '> 0', cast(amount_gross as varchar)
+    from checked
+    where amount_gross <= 0
+)
+
+select
+    rule || ':' || invoice_key as exception_key,
+    rule,
+    severity,
+    source_system,
+    invoice_key,
+    message,
+    expected,
+    actual
+from exceptions

@@ -1,0 +1,20 @@
+{{ config(enabled=var('onlyoffice_enabled', false)) }}
+
+-- The latest snapshot of each tax: the portal computes every invoice's cost with the current rates, even for
+-- old and paid invoices, so the lines must be priced with the same ones.
+with ranked as (
+    select
+        *,
+        row_number() over (partition by account, id order by snapshot_date desc, _dlt_load_id desc) as rn
+    from {{ source('onlyoffice', 'taxes') }}
+)
+
+select
+    account,
+    id as tax_id,
+    name as tax_name,
+    {{ percent('rate') }} as rate,
+    is_vat,
+    snapshot_date
+from ranked
+where rn = 1
