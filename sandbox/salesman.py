@@ -570,3 +570,21 @@ def expected_invoices(world: World, account: str = "sandbox", timezone: str = "A
             "amount_due": gross - paid, "is_deleted": inv.deleted,
         })
     return out
+
+
+def expected_lines(world: World, account: str = "sandbox") -> list[dict]:
+    """SalesMan's API exposes no invoice lines."""
+    return []
+
+
+def expected_payments(world: World, account: str = "sandbox") -> list[dict]:
+    """Each paid row is a payment: one per booked payment of a live, not merely declared-paid invoice.
+    SalesMan has no payment id, so compare on (invoice_key, paid_date, amount)."""
+    out = []
+    for inv in world.invoices["salesman"]:
+        if inv.deleted or inv.declared_paid:
+            continue
+        for p in inv.booked_payments:
+            out.append({"invoice_key": f"salesman:{account}:{inv.deal_id}:{inv.number}", "source_system": "salesman",
+                        "paid_date": None if p.via == "api" else p.paid_on, "amount": p.amount, "currency": "RUB"})
+    return out
