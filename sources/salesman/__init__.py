@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import dlt
 import pendulum
+import pyarrow as pa
 from dlt.sources import DltResource
 
 from ..common import money as _m
@@ -36,6 +37,18 @@ ROW_COLUMNS = {
     "company": {"data_type": "text"},
     "_scan": {"data_type": "bigint", "dedup_sort": "desc"},
 }
+# The list snapshot is the big table: it goes to dlt as Arrow tables with an explicit schema, which skips
+# dlt's row-by-row normalizer (measured: about a quarter of a run's time) and pins every type.
+ARROW_BATCH_ROWS = 5000
+ROW_SCHEMA = pa.schema([
+    ("crid", pa.int64()), ("did", pa.int64()), ("clid", pa.int64()), ("client", pa.string()),
+    ("pid", pa.int64()), ("person", pa.string()), ("deal", pa.string()), ("invoice", pa.string()),
+    ("contract", pa.string()), ("summa", pa.decimal128(18, 2)), ("date_create", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")), ("date_plan", pa.date32()), ("date_fact", pa.date32()),
+    ("is_paid_list", pa.bool_()), ("mc", pa.int64()), ("company", pa.string()), ("_fingerprint", pa.string()),
+    ("_scan", pa.int64()), ("account", pa.string()), ("currency", pa.string()), ("timezone", pa.string()),
+    ("_extracted_at", pa.timestamp("us", tz="UTC")),
+])
 DETAIL_COLUMNS = {
     "crid": {"data_type": "bigint", "nullable": False},
     "summa": dict(MONEY),
@@ -107,12 +120,19 @@ def salesman_source(
         result: dict = {}
         current: dict[int, str] = {}
         deal_ids: set[int] = set()
+        buffer: list[dict] = []
         for scan, rows in scan_invoice_list(client, max_scan_attempts, result):
-            records = [dict(list_row_record(r, timezone, scan), **context, _extracted_at=run_at) for r in rows]
-            for rec in records:
+            for row in rows:
+                rec = list_row_record(row, timezone, scan)
+                rec.update(context, _extracted_at=run_at)
                 current[rec["crid"]] = rec["_fingerprint"]
                 deal_ids.add(rec["did"])
-            yield records
+                buffer.append(rec)
+            if len(buffer) >= ARROW_BATCH_ROWS:
+                yield pa.Table.from_pylist(buffer, schema=ROW_SCHEMA)
+                buffer = []
+        if buffer:
+            yield pa.Table.from_pylist(buffer, schema=ROW_SCHEMA)
         live: set[int] = result["ids"]
 
         stale = {crid: current[crid] for crid in sorted(live) if known.get(str(crid)) != current[crid]}
