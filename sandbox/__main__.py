@@ -19,9 +19,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--seed", type=int, default=20261123)
     serve.add_argument("--invoices", type=int, default=90, help="invoices per provider")
     serve.add_argument("--options", default="{}", help='provider options as JSON, e.g. {"salesman": {"page_size": 50}}')
+    serve.add_argument("--faults", default="{}",
+                       help='failure injection per provider as JSON, e.g. {"salesman": {"delay": 0.2, "fail_next": 3}}')
+    serve.add_argument("--anomalies", action="store_true", help="plant one case of each reconciliation rule")
     args = parser.parse_args(argv)
-    world = World.generate(seed=args.seed, invoices={k: args.invoices for k in ("salesman", "bitrix24", "onlyoffice")})
+    world = World.generate(seed=args.seed, invoices={k: args.invoices for k in ("salesman", "bitrix24", "onlyoffice")},
+                           anomalies=args.anomalies)
     sandbox = Sandbox(world, host=args.host, port=args.port, **json.loads(args.options))
+    for name, faults in json.loads(args.faults).items():
+        for key, value in faults.items():
+            setattr(sandbox[name].faults, key, value)
     print(f"sandbox serving at {sandbox.base_url}", file=sys.stderr)
     for key, value in sorted(sandbox.demo_env().items()):
         print(f"export {key}={value}")

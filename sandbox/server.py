@@ -147,7 +147,10 @@ class Sandbox:
 
     # ---- dispatch --------------------------------------------------------------------------------------
     def dispatch(self, request: Request) -> Response:
-        provider = next((p for p in self.providers if request.path.startswith(p.prefix)), None)
+        # A provider that owns more than one path (Bitrix24: the portal's /rest/ and its OAuth server) says
+        # so through handles(); the others are matched by their prefix.
+        provider = next((p for p in self.providers if (p.handles(request.path) if hasattr(p, "handles")
+                                                        else request.path.startswith(p.prefix))), None)
         if provider is None:
             return Response(404, b"no emulated provider at this path", {"Content-Type": "text/plain"})
         method = provider.method_key(request)

@@ -256,6 +256,7 @@ class World:
 
         def plant(rule: str, inv: Invoice | None) -> None:
             if inv is not None:
+                inv.extra.setdefault("planted", []).append(rule)  # providers keep these as plain invoices
                 self.planted.append({"rule": rule, "system": inv.system, "id": inv.id})
 
         for system in SYSTEMS:
