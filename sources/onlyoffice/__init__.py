@@ -1,0 +1,180 @@
+"""ONLYOFFICE CRM (Workspace / CommunityServer API 2.0) source: invoices, their lines, taxes, catalog items,
+the portal default currency and currency rates.
+
+Invoices have no modification time the API exposes and are deleted hard, so every run reads the whole
+``invoice/filter`` list (a snapshot, sorted by id), merges it on the invoice id, and records ids that vanished
+in ``invoice_deletions``. Lines only come with ``invoice/{id}``: they are fetched for new invoices, drafts
+(the only editable status) and invoices whose list row changed, judged by a fingerprint kept in dlt state,
+which is committed together with the data, so a failed run re-fetches next time. That is also why there is
+no ``dlt.sources.incremental`` here: there is no cursor to keep. Taxes, catalog items, the default currency
+and currency rates are small and change retroactively (a tax rate edit changes the cost of old invoices), so
+they are snapshotted on every run under the run date.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import dlt
+import pendulum
+from dlt.sources import DltResource
+
+from .helpers import NotFound, OnlyofficeClient, fail
+from .paging import scan
+from .records import invoice_record, item_record, line_records, tax_record
+from .settings import (
+    CREDENTIALS_FIX,
+    ENV,
+    MAX_PAGE_SIZE,
+    MONEY,
+    PERCENT,
+    QUANTITY,
+    RATE,
+    SORT_BY_ID,
+    STATUS_DRAFT,
+    VAT_TAX_PATTERN,
+)
+
+
+def _columns(**hints: dict) -> dict:
+    # a fresh dict per column: dlt mutates column schemas, a shared dict would leak hints between columns
+    return {name: dict(hint) for name, hint in hints.items()}
+
+
+TEXT, DATE, TS, BIGINT = {"data_type": "text"}, {"data_type": "date"}, {"data_type": "timestamp"}, {"data_type": "bigint"}
+INVOICE_COLUMNS = _columns(
+    id={"data_type": "bigint", "nullable": False}, number=TEXT, cost=MONEY, exchange_rate=RATE, issue_date=DATE,
+    due_date=DATE, issue_date_raw=TEXT, due_date_raw=TEXT, create_on_raw=TEXT, created_at=TS, consignee_id=BIGINT,
+    purchase_order_number=TEXT, terms=TEXT, description=TEXT, _scan={"data_type": "bigint", "dedup_sort": "desc"},
+)
+LINE_COLUMNS = _columns(
+    id={"data_type": "bigint", "nullable": False}, invoice_id={"data_type": "bigint", "nullable": False},
+    invoice_item_id=BIGINT, tax1_id=BIGINT, tax2_id=BIGINT, description=TEXT, quantity=QUANTITY, price=MONEY,
+    discount=PERCENT,
+)
+
+
+@dlt.source(name="onlyoffice", max_table_nesting=0)
+def onlyoffice_source(
+    base_url: str = dlt.config.value,
+    token: str | None = dlt.secrets.value,
+    username: str | None = dlt.config.value,
+    password: str | None = dlt.secrets.value,
+    account: str | None = None,
+    sort_by: str = SORT_BY_ID,
+    page_size: int = MAX_PAGE_SIZE,
+    detail_workers: int = 4,
+    vat_tax_pattern: str = VAT_TAX_PATTERN,
+    max_scan_attempts: int = 3,
+    request_timeout: float = 60,
+    request_max_attempts: int = 5,
+    request_backoff_factor: float = 1.0,
+) -> Iterator[DltResource]:
+    """Args:
+        base_url: the portal's root URL, e.g. ``https://crm.example.com`` (the API is at ``/api/2.0/``).
+        token: an API token (``Authorization`` header value); wins over username/password.
+        username, password: a CRM administrator without 2FA; a token is requested once per run.
+        account: a name for this portal in the warehouse; defaults to the host of ``base_url``.
+        sort_by: ``id`` (12.7+); ``number`` for older servers (detected and switched automatically too).
+        page_size: rows per list page, at most 1000 (the portal caps larger values silently).
+        detail_workers: parallel ``invoice/{id}`` calls (the cloud allows 500 requests per 10 s).
+        vat_tax_pattern: regular expression on tax names that marks a tax as VAT.
+    """
+    if not (token or (username and password)):
+        raise fail("no credentials are configured.", CREDENTIALS_FIX + ".")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise fail(f"page_size {page_size} is outside 1..{MAX_PAGE_SIZE}.", f"set {ENV}PAGE_SIZE to at most 1000.")
+    try:
+        vat_pattern = re.compile(vat_tax_pattern)
+    except re.error as exc:
+        raise fail(f"vat_tax_pattern is not a regular expression ({exc}).", f"fix {ENV}VAT_TAX_PATTERN.") from None
+    client = OnlyofficeClient(base_url, token=token, username=username, password=password,
+                              timeout=request_timeout, max_attempts=request_max_attempts,
+                              backoff_factor=request_backoff_factor)
+    account_name = account or urlsplit(base_url).hostname or base_url
+    run_at = pendulum.now("UTC")
+    context = {"account": account_name}
+    snapshot = {"snapshot_date": run_at.date(), **context}
+    fetched: set[int] = set()  # invoice ids whose details this run already read
+
+    @dlt.resource(name="invoices", write_disposition="merge", primary_key="id", columns=INVOICE_COLUMNS)
+    def invoices() -> Iterator[list[dict]]:
+        state = dlt.current.resource_state()
+        known: set[int] = set(state.get("known_ids", []))
+        deleted: set[int] = set(state.get("deleted_ids", []))
+        result: dict = {}
+        for scan_no, rows in scan(client, "invoice/filter", page_size, sort_by, max_scan_attempts, result):
+            yield [dict(invoice_record(r, scan_no), **context, _extracted_at=run_at) for r in rows]
+        live: set[int] = result["ids"]
+        vanished = (known | deleted | result["yielded"]) - live
+        marks = [{"id": i, "is_deleted": True, "deleted_at": run_at, **context} for i in sorted(vanished - deleted)]
+        marks += [{"id": i, "is_deleted": False, "deleted_at": None, **context} for i in sorted(deleted & live)]
+        if marks:
+            yield dlt.mark.with_table_name(marks, "invoice_deletions")
+        state["known_ids"] = sorted(live)
+        state["deleted_ids"] = sorted(vanished)
+        state["last_scan"] = {k: v for k, v in result.items() if k not in ("ids", "yielded")}
+
+    # merge_key invoice_id: a refetched invoice replaces *all* its old lines (a draft may lose lines)
+    @dlt.transformer(name="invoice_lines", write_disposition="merge", primary_key="id", merge_key="invoice_id",
+                     columns=LINE_COLUMNS)
+    def invoice_lines(rows: list[dict]) -> Iterator[list[dict]]:
+        seen: dict = dlt.current.resource_state().setdefault("fingerprints", {})
+        todo = [r for r in rows if "_fingerprint" in r  # deletion marks travel down the same pipe
+                and r["id"] not in fetched  # a list read again after a shift repeats rows
+                and (r["status_id"] == STATUS_DRAFT or seen.get(str(r["id"])) != r["_fingerprint"])]
+        fetched.update(r["id"] for r in todo)
+
+        def detail(row: dict) -> tuple[dict, list[dict] | None]:
+            try:
+                return row, line_records(client.fetch(f"invoice/{row['id']}"))
+            except NotFound:
+                return row, None  # deleted between the list and this call: the next snapshot marks it
+
+        with ThreadPoolExecutor(max_workers=max(1, detail_workers)) as pool:
+            results = list(pool.map(detail, todo))
+        out = []
+        for row, lines in results:
+            if lines is None:
+                continue
+            out.extend(dict(line, **context, _extracted_at=run_at) for line in lines)
+            seen[str(row["id"])] = row["_fingerprint"]
+        if out:
+            yield out
+
+    @dlt.resource(name="taxes", write_disposition="merge", primary_key=("id", "snapshot_date"),
+                  columns=_columns(rate=PERCENT, snapshot_date=DATE, description=TEXT))
+    def taxes() -> Iterator[list[dict]]:
+        yield [dict(tax_record(t, vat_pattern), **snapshot) for t in client.fetch("invoice/tax")]
+
+    @dlt.resource(name="invoice_items", write_disposition="merge", primary_key=("id", "snapshot_date"),
+                  columns=_columns(price=MONEY, stock_quantity=QUANTITY, snapshot_date=DATE, created_at=TS,
+                                   description=TEXT, sku=TEXT, tax1_id=BIGINT, tax2_id=BIGINT))
+    def invoice_items() -> Iterator[list[dict]]:
+        for _scan, rows in scan(client, "invoiceitem/filter", page_size, SORT_BY_ID, max_scan_attempts, {}):
+            yield [dict(item_record(r), **snapshot) for r in rows]
+
+    @dlt.resource(name="portal", write_disposition="merge", primary_key="snapshot_date",
+                  columns=_columns(snapshot_date=DATE))
+    def portal() -> Iterator[dict]:
+        sample = client.fetch("invoice/sample")
+        currency = (sample.get("currency") or {}).get("abbreviation") if isinstance(sample, dict) else None
+        if not currency:
+            raise fail("invoice/sample has no currency.abbreviation (the portal default currency).",
+                       "check that the API user is a CRM administrator; nothing from this run was loaded.")
+        yield {"default_currency": currency, "language": sample.get("language"), **snapshot}
+
+    @dlt.resource(name="currency_rates", write_disposition="merge", primary_key=("id", "snapshot_date"),
+                  columns=_columns(rate=RATE, snapshot_date=DATE))
+    def currency_rates() -> Iterator[list[dict]]:
+        from ..common import money
+
+        rows = client.fetch("currency/rates")
+        if rows:
+            yield [{"id": r["id"], "from_currency": r.get("fromCurrency"), "to_currency": r.get("toCurrency"),
+                    "rate": money(r.get("rate")), **snapshot} for r in rows]
+
+    return (invoices, invoices | invoice_lines, taxes, invoice_items, portal, currency_rates)
