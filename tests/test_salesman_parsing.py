@@ -126,3 +126,14 @@ def test_scan_gives_up_with_a_clear_error():
 def test_redact_hides_plain_and_url_encoded_secrets():
     assert redact("key=s3cr/et&x s3cr/et", ["s3cr/et"]) == "key=***&x ***"
     assert redact("key=s3cr%2Fet", ["s3cr/et"]) == "key=***"
+
+
+def test_a_row_without_its_amount_is_a_clear_error():
+    class Broken:
+        def call(self, method, params):
+            return {"data": [{"crid": 1}], "count": 1, "params": {"pageall": 1, "count": 1}}
+
+    with pytest.raises(SourceError) as err:
+        list(scan_invoice_list(Broken(), 2, {}))
+    assert str(err.value) == ("SalesMan: invoice/list page 1 has a row without crid/summa: {'crid': 1}. "
+                              "Fix: the server returned a malformed page; retry later.")
