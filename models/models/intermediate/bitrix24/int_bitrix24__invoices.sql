@@ -61,9 +61,15 @@ rates as (
         and currencies.currency = invoices.currency
 ),
 
+companies as (
+    select account, id, title
+    from {{ source_or_empty('bitrix24', 'companies', [('account', 'varchar'), ('id', 'bigint'), ('title', 'varchar')]) }}
+),
+
 joined as (
     select
         invoices.*,
+        companies.title as client_name,
         stages.semantics,
         coalesce(stages.is_first, false) as is_first_stage,
         case
@@ -85,6 +91,9 @@ joined as (
         on paid.invoice_key = invoices.invoice_key
     left join line_rates
         on line_rates.invoice_key = invoices.invoice_key
+    left join companies
+        on companies.account = invoices.account
+        and companies.id = invoices.company_id
     left join base_currency
         on base_currency.account = invoices.account
     left join rates
@@ -114,7 +123,7 @@ select
     invoice_number,
     cast(deal_id as varchar) as deal_id,
     cast(company_id as varchar) as client_id,
-    cast(null as varchar) as client_name,
+    client_name,
     issue_date,
     due_date,
     case when status = 'paid' then last_paid_date end as paid_date,
