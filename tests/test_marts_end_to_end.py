@@ -111,3 +111,22 @@ def test_money_identities_hold(loaded):
                                "where table_schema = 'marts' and table_name = 'fct_invoices'"))
     assert {types[c] for c in ("amount_gross", "vat_amount", "amount_net", "amount_paid", "amount_due")} == {
         "DECIMAL(18,2)"}
+
+
+def test_another_reporting_currency_goes_through_each_sources_own_rates(loaded):
+    # runs last: it rebuilds the marts with reporting_currency USD
+    from decimal import ROUND_HALF_UP
+
+    world, workdir = loaded
+    assert_ok(workdir.cli("models", "--vars", '{"reporting_currency": "USD", "as_of": "2026-11-20"}'))
+    assert workdir.query("select count(*) from marts.fct_invoices where fx_rate_to_reporting is null") == [(0,)]
+    usd = world.rate("USD", world.today)  # what SalesMan's currency/list says today: RUB per USD
+    rate = (Decimal(1) / usd).quantize(Decimal("0.00000001"), ROUND_HALF_UP)
+    rows = workdir.query("select amount_gross, fx_rate_to_reporting, amount_gross_reporting, fx_rate_source "
+                         "from marts.fct_invoices where source_system = 'salesman'")
+    assert rows and all(fx == rate for _g, fx, _r, _s in rows)
+    assert all(r == (g * rate).quantize(Decimal("0.01"), ROUND_HALF_UP) for g, _fx, r, _s in rows)
+    assert all("divided by the salesman rate of USD to RUB" in s for *_x, s in rows)
+    same = workdir.query("select distinct fx_rate_to_reporting, fx_rate_source from marts.fct_invoices "
+                         "where currency = 'USD'")
+    assert same == [(Decimal("1.00000000"), "same currency")]

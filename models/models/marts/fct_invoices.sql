@@ -1,17 +1,51 @@
 -- One row per logical invoice across all CRMs, with amounts in the invoice currency and the reporting one.
+{%- set reporting = var("reporting_currency") %}
+
 with invoices as (
     select * from {{ ref('int_invoices') }}
 ),
 
+-- the reporting currency's own rate to the account's base, from the same source, nearest the issue date
+reporting_rate as (
+    select
+        invoices.invoice_key,
+        rates.rate_to_base,
+        rates.rate_date,
+        row_number() over (
+            partition by invoices.invoice_key
+            order by abs({{ dbt.datediff('rates.rate_date', 'invoices.issue_date', 'day') }}), rates.rate_date desc
+        ) as nearest
+    from invoices
+    inner join {{ ref('int_fx_rates') }} as rates
+        on rates.source_system = invoices.source_system
+        and rates.account = invoices.account
+        and rates.currency = '{{ reporting }}'
+),
+
 converted as (
     select
-        *,
-        -- the rate each source carries; no silent 1:1 when a rate is missing (null, and an exception row)
+        invoices.*,
+        -- the rate each source carries; no silent 1:1 when a rate is missing (null, and an exception row).
+        -- A cross rate divides two decimals, which some engines (DuckDB) compute as a double: it is rounded
+        -- to 8 decimals, and the amount is then converted exactly with it.
         case
-            when currency = '{{ var("reporting_currency") }}' then {{ fx_rate('1') }}
-            when base_currency = '{{ var("reporting_currency") }}' then fx_rate_to_base
-        end as fx_rate_to_reporting
+            when invoices.currency = '{{ reporting }}' then {{ fx_rate('1') }}
+            when invoices.base_currency = '{{ reporting }}' then invoices.fx_rate_to_base
+            when invoices.fx_rate_to_base is not null and reporting_rate.rate_to_base is not null
+                then {{ fx_rate('round(invoices.fx_rate_to_base / reporting_rate.rate_to_base, 8)') }}
+        end as fx_rate_to_reporting,
+        case
+            when invoices.currency = '{{ reporting }}' then 'same currency'
+            when invoices.base_currency = '{{ reporting }}' then invoices.fx_rate_source
+            when invoices.fx_rate_to_base is not null and reporting_rate.rate_to_base is not null
+                then invoices.fx_rate_source || '; divided by the ' || invoices.source_system || ' rate of '
+                    || '{{ reporting }}' || ' to ' || invoices.base_currency || ' on '
+                    || cast(reporting_rate.rate_date as varchar)
+        end as fx_rate_source_used
     from invoices
+    left join reporting_rate
+        on reporting_rate.invoice_key = invoices.invoice_key
+        and reporting_rate.nearest = 1
 )
 
 select
@@ -35,7 +69,7 @@ select
     amount_paid,
     amount_due,
     fx_rate_to_reporting,
-    case when fx_rate_to_reporting = 1 then 'same currency' else fx_rate_source end as fx_rate_source,
+    fx_rate_source_used as fx_rate_source,
     {{ money('amount_gross * fx_rate_to_reporting') }} as amount_gross_reporting,
     created_at,
     is_deleted
