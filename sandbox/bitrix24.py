@@ -653,7 +653,11 @@ def expected_invoices(world: World, account: str = "sandbox") -> list[dict]:
             continue
         _net, vat, gross = inv.totals()
         status = _status(inv)
-        paid = inv.amount_paid if status in ("paid", "partially_paid") else Decimal("0.00")
+        # smart invoices count their payment records whatever the stage (money received on a cancelled invoice
+        # is still received); a paid stage set by hand without records has none
+        paid = inv.amount_paid if status in ("paid", "partially_paid") or inv.kind == "smart" else Decimal("0.00")
+        if inv.extra.get("no_payment_records"):
+            paid = Decimal("0.00")
         rates = inv.vat_rates()
         rate = next(iter(rates)) if len(rates) == 1 else None
         out.append({
@@ -661,7 +665,8 @@ def expected_invoices(world: World, account: str = "sandbox") -> list[dict]:
             "account": account, "invoice_number": inv.number, "deal_id": str(inv.deal_id),
             "client_id": str(inv.client_id), "client_name": world.client(inv.client_id).name,
             "issue_date": inv.issue_date, "due_date": inv.due_date,
-            "paid_date": max(p.paid_on for p in inv.booked_payments) if status == "paid" else None,
+            "paid_date": max(p.paid_on for p in inv.booked_payments)
+            if status == "paid" and not inv.extra.get("no_payment_records") else None,
             "status": status, "currency": inv.currency, "amount_gross": gross, "vat_amount": vat,
             "amount_net": gross - vat, "vat_rate": R.quantize_rate(rate), "amount_paid": paid,
             "amount_due": gross - paid, "is_deleted": inv.deleted,
@@ -691,7 +696,7 @@ def expected_payments(world: World, account: str = "sandbox") -> list[dict]:
     out = []
     for inv in world.invoices["bitrix24"]:
         key = f"bitrix24:{account}:{_source_id(inv)}"
-        if inv.kind == "smart":
+        if inv.kind == "smart" and not inv.extra.get("no_payment_records"):
             for n, p in enumerate(inv.payments, start=1):
                 if p.via != "undone":
                     out.append({"payment_key": f"bitrix24:{account}:PAY:{inv.id * 10 + n}", "invoice_key": key,

@@ -196,6 +196,8 @@ def smart_item(inv: Invoice, zone: ZoneInfo) -> dict:
 
 
 def smart_payments(inv: Invoice, zone: ZoneInfo) -> list[dict]:
+    if inv.extra.get("no_payment_records"):  # planted: paid stage set by hand, no payment recorded
+        return []
     out = []
     for n, p in enumerate(inv.payments, start=1):
         booked = p.via != "undone"

@@ -135,6 +135,9 @@ class Invoice:
         for line in self.lines:
             n, v, g = line.amounts(rounding)
             net, vat, gross = net + n, vat + v, gross + g
+        if self.extra.get("manual_total") is not None:  # a total typed over the lines (Bitrix24 allows it)
+            gross = self.extra["manual_total"]
+            net = gross - vat
         if self.vat_override is not None:
             vat = self.vat_override
             net = gross - vat
@@ -273,6 +276,37 @@ class World:
         if inv is not None:
             inv.lines = [Line("Пробный период", Decimal(1), Decimal("0.00"), standard_vat(inv.issue_date))]
             plant("non_positive_total", inv)
+        inv = pick("salesman")
+        if inv is not None:  # 20 % kept on an invoice whose bank account says 22 %
+            for line in inv.lines:
+                line.vat_rate, line.vat_included = Decimal("22"), True
+            inv.vat_override = q2(inv.totals()[2] * 20 / 120)
+            plant("vat_rate_mismatch", inv)
+        inv = pick("bitrix24")
+        if inv is not None:  # a total typed over the lines
+            inv.extra["manual_total"] = inv.totals()[2] + Decimal("100.00")
+            plant("lines_total_mismatch", inv)
+        inv = pick("bitrix24")
+        if inv is not None:  # a VAT amount edited on the invoice, not on its lines
+            inv.vat_override = inv.totals()[1] + Decimal("1.00")
+            plant("vat_lines_mismatch", inv)
+        inv = pick("bitrix24")
+        if inv is not None:  # overpaid: a liability to refund or allocate
+            inv.payments = [Payment(inv.issue_date + timedelta(days=5), inv.totals()[2] + Decimal("500.00"), "ui")]
+            inv.kind, inv.extra["b24_recurring_id"] = "smart", None
+            plant("payments_exceed_invoice", inv)
+        inv = pick("bitrix24")
+        if inv is not None:  # money received on an invoice that was then cancelled
+            inv.status = "cancelled"
+            inv.payments = [Payment(inv.issue_date + timedelta(days=5), q2(inv.totals()[2] / 2), "ui")]
+            inv.kind, inv.extra["b24_recurring_id"] = "smart", None
+            plant("payments_without_paid_status", inv)
+        inv = pick("bitrix24")
+        if inv is not None:  # moved to the paid stage by hand, no payment recorded
+            inv.payments = [Payment(inv.issue_date + timedelta(days=5), inv.totals()[2], "ui")]
+            inv.extra["no_payment_records"] = True
+            inv.kind, inv.extra["b24_recurring_id"] = "smart", None
+            plant("paid_without_payments", inv)
         for other in ("bitrix24", "onlyoffice"):  # same number, same client, another amount, another CRM
             ours, theirs = pick("salesman"), pick(other)
             if ours is None or theirs is None:

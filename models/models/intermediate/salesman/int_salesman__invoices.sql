@@ -88,9 +88,9 @@ select
     {{ money('amount_gross') }} as amount_gross,
     {{ money('vat_amount') }} as vat_amount,
     {{ money('amount_gross - vat_amount') }} as amount_net,
-    -- SalesMan stores VAT as an amount; the rate is the bank account's default when the amount matches it
-    -- (compared multiplied out: decimal division turns into a float on some engines, DuckDB included)
-    {{ percent("case when vat_rate_default is not null and abs(vat_amount * (100 + vat_rate_default) - amount_gross * vat_rate_default) <= 0.01 * (100 + vat_rate_default) then vat_rate_default end") }} as vat_rate,
+    -- SalesMan stores VAT as an amount; the declared rate is the bank account's default (a VAT amount that
+    -- does not match it is a vat_rate_mismatch exception, not an unknown rate)
+    {{ percent('vat_rate_default') }} as vat_rate,
     {{ money('amount_paid') }} as amount_paid,
     {{ money('amount_gross - amount_paid') }} as amount_due,
     currency as base_currency,
