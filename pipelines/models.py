@@ -40,8 +40,9 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
            "--project-dir", str(MODELS_DIR), "--vars", json.dumps(dbt_vars)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     output = redact_text(proc.stdout + proc.stderr)
-    summary = _summary(work / "target" / "run_results.json") or output.strip().splitlines()[-1:] and output.strip().splitlines()[-1]
-    return ModelsOutcome(proc.returncode == 0, time.monotonic() - started, summary or "", output)
+    lines = output.strip().splitlines()
+    summary = _summary(work / "target" / "run_results.json") or (lines[-1] if lines else "")
+    return ModelsOutcome(proc.returncode == 0, time.monotonic() - started, summary, output)
 
 
 def _summary(path: Path) -> str | None:
