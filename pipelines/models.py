@@ -38,6 +38,7 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
     dbt_vars.update(extra_vars or {})
     cmd = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", command,
            "--project-dir", str(MODELS_DIR), "--vars", json.dumps(dbt_vars)]
+    (work / "target" / "run_results.json").unlink(missing_ok=True)  # never report a previous run's results
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     output = redact_text(proc.stdout + proc.stderr)
     lines = output.strip().splitlines()
