@@ -212,6 +212,13 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     sandbox: Sandbox
 
+    def handle_error(self, request, client_address) -> None:
+        # a client that hangs up (a timeout, a pool closing) is normal life for a server, not a traceback
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
