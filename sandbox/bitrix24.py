@@ -670,7 +670,8 @@ def expected_invoices(world: World, account: str = "sandbox") -> list[dict]:
             "status": status, "currency": inv.currency, "amount_gross": gross, "vat_amount": vat,
             "amount_net": gross - vat, "vat_rate": R.quantize_rate(rate), "amount_paid": paid,
             "amount_due": gross - paid, "is_deleted": inv.deleted,
-            "fx_rate_to_reporting": world.rate(inv.currency, world.today),
+            "fx_rate_to_reporting": world.rate(inv.currency, world.today)
+            if (inv.currency, world.today) in world.rates or inv.currency == "RUB" else None,
         })
     return out
 

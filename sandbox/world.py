@@ -307,6 +307,10 @@ class World:
             inv.extra["no_payment_records"] = True
             inv.kind, inv.extra["b24_recurring_id"] = "smart", None
             plant("paid_without_payments", inv)
+        inv = pick("bitrix24")
+        if inv is not None:  # a currency the portal keeps no rate for
+            inv.currency = "KZT"
+            plant("missing_fx_rate", inv)
         for other in ("bitrix24", "onlyoffice"):  # same number, same client, another amount, another CRM
             ours, theirs = pick("salesman"), pick(other)
             if ours is None or theirs is None:
