@@ -20,15 +20,41 @@ class Measured:
 
 
 def measure(cmd: list[str], env: dict[str, str], cwd: Path) -> Measured:
-    """Run ``cmd`` and return its wall time and peak resident memory (``ru_maxrss`` from ``wait4``)."""
+    """Run ``cmd`` and return its wall time and peak resident memory.
+
+    Peak memory is the largest ``VmHWM`` (the kernel's high-water mark of resident memory) of any process in
+    the child's tree, sampled every 20 ms. Not ``ru_maxrss`` from ``wait4``: Linux carries a parent's high-water
+    mark into a forked child, so every child of a big benchmark process would report at least its size.
+    """
+    import psutil
+
     out_path, err_path = cwd / "bench.stdout", cwd / "bench.stderr"
+    peak_kib = 0
     with out_path.open("w") as out, err_path.open("w") as err:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=err)
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                tree = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                tree = []
+            for p in tree:
+                peak_kib = max(peak_kib, _hwm_kib(p.pid))
+            time.sleep(0.02)
         seconds = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return Measured(seconds, usage.ru_maxrss / 1024, proc.returncode, out_path.read_text(), err_path.read_text())
+    return Measured(seconds, peak_kib / 1024, proc.returncode, out_path.read_text(), err_path.read_text())
+
+
+def _hwm_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:  # the process ended between listing and reading
+        pass
+    return 0
 
 
 def cli_env(workdir: Path, extra: dict[str, str]) -> dict[str, str]:
