@@ -11,7 +11,7 @@
         {%- endif -%}
     {%- endfor -%}
     {%- if parts | length == 0 -%}
-        select {% for name, type in empty_columns %}cast(null as {{ type }}) as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %} where 1 = 0
+        select {% for name, type in empty_columns %}cast(null as {{ dbt.type_string() if type == 'varchar' else type }}) as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %} where 1 = 0
     {%- else -%}
         {{ parts | join('\nunion all\n') }}
     {%- endif -%}

@@ -40,7 +40,7 @@ converted as (
             when invoices.fx_rate_to_base is not null and reporting_rate.rate_to_base is not null
                 then invoices.fx_rate_source || '; divided by the ' || invoices.source_system || ' rate of '
                     || '{{ reporting }}' || ' to ' || invoices.base_currency || ' on '
-                    || cast(reporting_rate.rate_date as varchar)
+                    || cast(reporting_rate.rate_date as {{ dbt.type_string() }})
         end as fx_rate_source_used
     from invoices
     left join reporting_rate

@@ -60,14 +60,14 @@ twins as (
 exceptions as (
     select 'lines_total_mismatch' as rule, 'error' as severity, source_system, invoice_key,
         'the lines do not add up to the invoice total' as message,
-        cast(lines_gross as varchar) as expected, cast(amount_gross as varchar) as actual
+        cast(lines_gross as {{ dbt.type_string() }}) as expected, cast(amount_gross as {{ dbt.type_string() }}) as actual
     from checked
     where line_count > 0 and lines_gross <> amount_gross
 
     union all
     select 'vat_lines_mismatch', 'error', source_system, invoice_key,
         'VAT on the invoice differs from the VAT of its lines',
-        cast(lines_vat as varchar), cast(vat_amount as varchar)
+        cast(lines_vat as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }})
     from checked
     where line_count > 0 and lines_vat <> vat_amount
 
@@ -75,7 +75,7 @@ exceptions as (
     -- compared multiplied out (decimal division is a float on some engines); half a kopeck per line of rounding
     select 'vat_rate_mismatch', 'warning', source_system, invoice_key,
         'VAT differs from amount x rate beyond rounding',
-        cast(round(amount_gross * vat_rate / (100 + vat_rate), 2) as varchar), cast(vat_amount as varchar)
+        cast(round(amount_gross * vat_rate / (100 + vat_rate), 2) as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }})
     from checked
     -- invoices with lines are checked against their lines instead (vat_lines_mismatch): a line's VAT base can
     -- differ from its gross by non-VAT levies, which only the CRM's own line arithmetic knows
@@ -86,28 +86,28 @@ exceptions as (
     union all
     select 'paid_without_payments', 'error', source_system, invoice_key,
         'the invoice is marked paid but no payment is recorded',
-        cast(amount_gross as varchar), cast(payments_amount as varchar)
+        cast(amount_gross as {{ dbt.type_string() }}), cast(payments_amount as {{ dbt.type_string() }})
     from checked
     where status = 'paid' and payment_count = 0
 
     union all
     select 'payments_without_paid_status', 'warning', source_system, invoice_key,
         'payments are recorded but the invoice is not marked (partially) paid',
-        status, cast(payments_amount as varchar)
+        status, cast(payments_amount as {{ dbt.type_string() }})
     from checked
     where payment_count > 0 and status not in ('paid', 'partially_paid')
 
     union all
     select 'payments_exceed_invoice', 'error', source_system, invoice_key,
         'payments exceed the invoice amount (overpayment to refund or allocate)',
-        cast(amount_gross as varchar), cast(amount_paid as varchar)
+        cast(amount_gross as {{ dbt.type_string() }}), cast(amount_paid as {{ dbt.type_string() }})
     from checked
     where amount_paid > amount_gross
 
     union all
     select 'declared_paid_not_booked', 'warning', source_system, invoice_key,
         'declared paid (SalesMan do = ''yes'') but no money was booked',
-        cast(amount_gross as varchar), cast(amount_paid as varchar)
+        cast(amount_gross as {{ dbt.type_string() }}), cast(amount_paid as {{ dbt.type_string() }})
     from checked
     where is_declared_paid
 
@@ -121,20 +121,20 @@ exceptions as (
     union all
     select 'cross_system_amount_mismatch', 'warning', source_system, invoice_key,
         'the same invoice number for the same client in ' || other_system || ' (' || other_key || ') has another amount',
-        other_currency || ' ' || cast(other_gross as varchar), currency || ' ' || cast(amount_gross as varchar)
+        other_currency || ' ' || cast(other_gross as {{ dbt.type_string() }}), currency || ' ' || cast(amount_gross as {{ dbt.type_string() }})
     from twins
 
     union all
     select 'due_before_issue', 'error', source_system, invoice_key,
         'the due date is before the issue date',
-        cast(issue_date as varchar), cast(due_date as varchar)
+        cast(issue_date as {{ dbt.type_string() }}), cast(due_date as {{ dbt.type_string() }})
     from checked
     where due_date < issue_date
 
     union all
     select 'non_positive_total', 'error', source_system, invoice_key,
         'the invoice total is zero or negative',
-        '> 0', cast(amount_gross as varchar)
+        '> 0', cast(amount_gross as {{ dbt.type_string() }})
     from checked
     where amount_gross <= 0
 )

@@ -121,8 +121,8 @@ select
     account,
     source_invoice_id,
     invoice_number,
-    cast(deal_id as varchar) as deal_id,
-    cast(company_id as varchar) as client_id,
+    cast(deal_id as {{ dbt.type_string() }}) as deal_id,
+    cast(company_id as {{ dbt.type_string() }}) as client_id,
     client_name,
     issue_date,
     due_date,
@@ -138,7 +138,7 @@ select
     base_currency,
     {{ fx_rate('rate_to_base') }} as fx_rate_to_base,
     case when rate_to_base is not null
-        then 'bitrix24 crm.currency.list snapshot of ' || cast(rate_snapshot_date as varchar)
+        then 'bitrix24 crm.currency.list snapshot of ' || cast(rate_snapshot_date as {{ dbt.type_string() }})
     end as fx_rate_source,
     created_at,
     is_deleted,

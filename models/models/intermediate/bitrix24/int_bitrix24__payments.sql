@@ -8,7 +8,7 @@ with invoices as (
 
 smart as (
     select
-        'bitrix24:' || payments.account || ':PAY:' || cast(payments.payment_id as varchar) as payment_key,
+        'bitrix24:' || payments.account || ':PAY:' || cast(payments.payment_id as {{ dbt.type_string() }}) as payment_key,
         payments.invoice_key,
         'bitrix24' as source_system,
         payments.paid_date,

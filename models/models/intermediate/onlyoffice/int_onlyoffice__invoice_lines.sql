@@ -1,7 +1,7 @@
 {{ config(enabled=var('onlyoffice_enabled', false)) }}
 
 select
-    'onlyoffice:' || account || ':' || cast(invoice_id as varchar) as invoice_key,
+    'onlyoffice:' || account || ':' || cast(invoice_id as {{ dbt.type_string() }}) as invoice_key,
     cast(row_number() over (partition by account, invoice_id order by sort_order, line_id) as integer) as line_number,
     description as product_name,
     quantity,

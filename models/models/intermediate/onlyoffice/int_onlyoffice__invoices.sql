@@ -23,13 +23,13 @@ portal as (
 )
 
 select
-    'onlyoffice:' || invoices.account || ':' || cast(invoices.invoice_id as varchar) as invoice_key,
+    'onlyoffice:' || invoices.account || ':' || cast(invoices.invoice_id as {{ dbt.type_string() }}) as invoice_key,
     'onlyoffice' as source_system,
     invoices.account,
-    cast(invoices.invoice_id as varchar) as source_invoice_id,
+    cast(invoices.invoice_id as {{ dbt.type_string() }}) as source_invoice_id,
     invoices.invoice_number,
-    cast(invoices.deal_id as varchar) as deal_id,
-    cast(invoices.contact_id as varchar) as client_id,
+    cast(invoices.deal_id as {{ dbt.type_string() }}) as deal_id,
+    cast(invoices.contact_id as {{ dbt.type_string() }}) as client_id,
     invoices.contact_name as client_name,
     invoices.issue_date,
     invoices.due_date,
@@ -45,7 +45,7 @@ select
     portal.default_currency as base_currency,
     {{ fx_rate('invoices.exchange_rate') }} as fx_rate_to_base,
     'onlyoffice: invoice exchangeRate (1 ' || invoices.currency || ' = rate ' || portal.default_currency
-        || ', portal default currency as of ' || cast(portal.snapshot_date as varchar) || ')' as fx_rate_source,
+        || ', portal default currency as of ' || cast(portal.snapshot_date as {{ dbt.type_string() }}) || ')' as fx_rate_source,
     invoices.created_at,
     invoices.is_deleted,
     false as is_declared_paid

@@ -68,13 +68,13 @@ joined as (
 )
 
 select
-    'salesman:' || account || ':' || cast(did as varchar) || ':' || invoice_number as invoice_key,
+    'salesman:' || account || ':' || cast(did as {{ dbt.type_string() }}) || ':' || invoice_number as invoice_key,
     'salesman' as source_system,
     account,
-    cast(did as varchar) || ':' || invoice_number as source_invoice_id,
+    cast(did as {{ dbt.type_string() }}) || ':' || invoice_number as source_invoice_id,
     invoice_number,
-    cast(did as varchar) as deal_id,
-    cast(clid as varchar) as client_id,
+    cast(did as {{ dbt.type_string() }}) as deal_id,
+    cast(clid as {{ dbt.type_string() }}) as client_id,
     client_name,
     issue_date,
     due_date,

@@ -6,7 +6,7 @@ with smart as (
     select
         account,
         'smart' as kind,
-        'SI:' || cast(id as varchar) as source_invoice_id,
+        'SI:' || cast(id as {{ dbt.type_string() }}) as source_invoice_id,
         id,
         account_number as invoice_number,
         deal_id,
@@ -16,7 +16,7 @@ with smart as (
         currency_id as currency,
         opportunity as amount_gross,
         tax_value as vat_amount,
-        'SMART_INVOICE_STAGE_' || cast(category_id as varchar) as stage_entity,
+        'SMART_INVOICE_STAGE_' || cast(category_id as {{ dbt.type_string() }}) as stage_entity,
         stage_id as stage_code,
         false as is_template,
         cast(null as bigint) as recurring_template_id,
@@ -30,7 +30,7 @@ legacy as (
     select
         account,
         'legacy' as kind,
-        'I:' || cast(id as varchar) as source_invoice_id,
+        'I:' || cast(id as {{ dbt.type_string() }}) as source_invoice_id,
         id,
         account_number as invoice_number,
         deal_id,

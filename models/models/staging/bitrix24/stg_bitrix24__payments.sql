@@ -4,7 +4,7 @@
 select
     account,
     id as payment_id,
-    'bitrix24:' || account || ':SI:' || cast(invoice_id as varchar) as invoice_key,
+    'bitrix24:' || account || ':SI:' || cast(invoice_id as {{ dbt.type_string() }}) as invoice_key,
     invoice_id,
     paid as is_paid,
     paid_at,

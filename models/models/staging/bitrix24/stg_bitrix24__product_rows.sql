@@ -13,7 +13,7 @@
 select
     account,
     '{{ kind }}' as kind,
-    'bitrix24:' || account || ':{{ prefix }}' || cast(invoice_id as varchar) as invoice_key,
+    'bitrix24:' || account || ':{{ prefix }}' || cast(invoice_id as {{ dbt.type_string() }}) as invoice_key,
     id as row_id,
     invoice_id,
     sort,
