@@ -155,3 +155,31 @@ def test_rows_inserted_and_deleted_while_paging(make_sandbox, workdir):
     loaded = {c for (c,) in workdir.query(
         "select crid from staging.stg_salesman__invoice_rows where not is_deleted")}
     assert loaded == live
+
+
+def test_a_row_created_and_deleted_during_the_run_is_not_left_live(make_sandbox, workdir):
+    sandbox = make_sandbox(invoices={"salesman": 20}, salesman={"page_size": 4}, seed=9)
+    provider, world = sandbox["salesman"], sandbox.world
+    events = []
+
+    def create_then_delete(prov, request, n):
+        if prov.method_key(request) != "invoice/list":
+            return
+        if not events and n == 2:  # during the first scan: a new invoice (lands on the last page)
+            prov._add({"did": 5, "invoice": "TMP-1", "summa": "10.00", "date": "2026-11-19"}, express=False)
+            events.append("created")
+        elif events == ["created"] and b'"offset": 1,' in request.body and n > 2:  # next scan: gone again
+            tmp = next(i for i in world.invoices["salesman"] if i.number == "TMP-1")
+            prov.delete_invoice(tmp.id)
+            events.append("deleted")
+
+    provider.faults.on_request = create_then_delete
+    assert_ok(workdir.cli("run", "--sources", "salesman", "--no-progress", sandbox=sandbox))
+    assert events == ["created", "deleted"]
+    got = mart_invoices(workdir)
+    tmp = got.pop("salesman:sandbox:5:TMP-1")
+    # it was listed but gone before its details could be read: kept as deleted, with what the list said
+    assert (tmp["is_deleted"], tmp["amount_gross"], tmp["vat_rate"]) == (True, Decimal("10.00"), None)
+    expected = {e["invoice_key"]: e for e in expected_invoices(world) if e["invoice_number"] != "TMP-1"}
+    assert {k: [g[c] for c in FCT_COLUMNS] for k, g in got.items()} == {
+        k: [e[c] for c in FCT_COLUMNS] for k, e in expected.items()}

@@ -141,8 +141,9 @@ def salesman_source(
             fetched.update(rec["crid"] for rec in batch)
             yield _table(batch, "invoice_details", DETAIL_COLUMNS, context, run_at)
 
+        # rows seen earlier in this run but gone from the final scan (created and deleted meanwhile) count too
         known_ids = {int(c) for c in known}
-        vanished = (known_ids | deleted) - live
+        vanished = (known_ids | deleted | set(current)) - live
         marks = [{"crid": crid, "is_deleted": True, "deleted_at": run_at} for crid in sorted(vanished - deleted)]
         marks += [{"crid": crid, "is_deleted": False, "deleted_at": None} for crid in sorted(deleted & live)]
         if marks:
