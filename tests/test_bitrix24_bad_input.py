@@ -8,8 +8,8 @@ import os
 import socket
 import stat
 
+from tests.bitrix24_support import assert_marts_match_truth, run, sandbox_for
 from tests.conftest import assert_ok
-from tests.test_bitrix24_support import assert_marts_match_truth, run, sandbox_for
 
 
 def snapshot(workdir) -> dict:

@@ -7,8 +7,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 from sandbox import bitrix24_render as R
+from tests.bitrix24_support import assert_marts_match_truth, run, sandbox_for
 from tests.conftest import assert_ok
-from tests.test_bitrix24_support import assert_marts_match_truth, run, sandbox_for
 
 
 def test_full_export_of_both_kinds_matches_truth_at_the_request_lower_bound(make_sandbox, workdir):
