@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from decimal import Decimal
 
 from sandbox.salesman import expected_invoices
@@ -183,3 +184,24 @@ def test_a_row_created_and_deleted_during_the_run_is_not_left_live(make_sandbox,
     expected = {e["invoice_key"]: e for e in expected_invoices(world) if e["invoice_number"] != "TMP-1"}
     assert {k: [g[c] for c in FCT_COLUMNS] for k, g in got.items()} == {
         k: [e[c] for c in FCT_COLUMNS] for k, e in expected.items()}
+
+
+def test_list_times_in_the_database_servers_zone(make_sandbox, workdir):
+    # invoice/list renders date_create in the MySQL server's zone (here UTC), not the account's (+05:00):
+    # with SOURCES__SALESMAN__DB_TIMEZONE set, created_at and the business dates stay right
+    sandbox = make_sandbox(invoices={"salesman": 30}, salesman={"db_timezone": "UTC"}, seed=3)
+    provider, world = sandbox["salesman"], sandbox.world
+    assert_ok(workdir.cli("run", "--sources", "salesman", "--no-progress", sandbox=sandbox,
+                          env={"SOURCES__SALESMAN__DB_TIMEZONE": "UTC"}))
+    assert_marts_match_truth(workdir, world)
+    got = dict(workdir.query("select crid, created_at from staging.stg_salesman__invoice_rows"))
+    assert all(got[c] == r.datum for c, r in provider.rows.items())
+
+
+def test_list_times_in_the_database_servers_zone_are_wrong_without_the_setting(make_sandbox, workdir):
+    sandbox = make_sandbox(invoices={"salesman": 30}, salesman={"db_timezone": "UTC"}, seed=3)
+    provider = sandbox["salesman"]
+    assert_ok(workdir.cli("run", "--sources", "salesman", "--no-progress", "--skip-models", sandbox=sandbox))
+    got = dict(workdir.query("select crid, created_at from raw_salesman.invoice_rows"))
+    # read as account wall time, every timestamp is off by the 5 hours between the zones
+    assert {r.datum - got[c] for c, r in provider.rows.items()} == {timedelta(hours=5)}

@@ -26,7 +26,8 @@ ROW_COLUMNS = {
     "crid": {"data_type": "bigint", "nullable": False},
     "summa": dict(MONEY),
     "created_at": {"data_type": "timestamp"},
-    # the wall-clock text as the server sent it: its date part is the business date
+    "issue_date": {"data_type": "date"},
+    # the wall-clock text as the server sent it (in the database server's zone)
     "date_create": {"data_type": "text"},
     "date_plan": {"data_type": "date"},
     "date_fact": {"data_type": "date"},
@@ -44,7 +45,7 @@ ROW_SCHEMA = pa.schema([
     ("crid", pa.int64()), ("did", pa.int64()), ("clid", pa.int64()), ("client", pa.string()),
     ("pid", pa.int64()), ("person", pa.string()), ("deal", pa.string()), ("invoice", pa.string()),
     ("contract", pa.string()), ("summa", pa.decimal128(18, 2)), ("date_create", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")), ("date_plan", pa.date32()), ("date_fact", pa.date32()),
+    ("created_at", pa.timestamp("us", tz="UTC")), ("issue_date", pa.date32()), ("date_plan", pa.date32()), ("date_fact", pa.date32()),
     ("is_paid_list", pa.bool_()), ("mc", pa.int64()), ("company", pa.string()), ("_fingerprint", pa.string()),
     ("_scan", pa.int64()), ("account", pa.string()), ("currency", pa.string()), ("timezone", pa.string()),
     ("_extracted_at", pa.timestamp("us", tz="UTC")),
@@ -86,6 +87,7 @@ def salesman_source(
     login: str = dlt.config.value,
     api_key: str = dlt.secrets.value,
     timezone: str = dlt.config.value,
+    db_timezone: str | None = None,
     currency: str = "RUB",
     account: str | None = None,
     max_scan_attempts: int = 4,
@@ -97,12 +99,15 @@ def salesman_source(
         base_url: the CRM's root URL (the API is at ``<base_url>/developer/v3/``).
         login: the API user's login; use a dedicated user with an all-seeing role and tzone 0.
         api_key: the account's API key (Настройки → API).
-        timezone: IANA zone of the account (and of its database server), for ``date_create``.
+        timezone: IANA zone of the account: creation times are its wall time, business dates its dates.
+        db_timezone: IANA zone of the CRM's database server when it differs from the account's (the invoice
+            list renders creation times in it); default: the account's zone.
         currency: ISO 4217 code of the account's base currency (SalesMan only keeps a label such as "р.").
         account: a name for this CRM account in the warehouse; defaults to the host of ``base_url``.
         max_scan_attempts: how many times to re-read the invoice list when it changes during the read.
     """
-    pendulum.timezone(timezone)  # fail early and clearly on an unknown zone
+    for zone in (timezone, db_timezone or timezone):
+        pendulum.timezone(zone)  # fail early and clearly on an unknown zone
     client = SalesmanClient(base_url, login, api_key, timeout=request_timeout,
                             max_attempts=request_max_attempts, backoff_factor=request_backoff_factor)
     account_name = account or urlsplit(base_url).hostname or base_url
@@ -123,7 +128,7 @@ def salesman_source(
         buffer: list[dict] = []
         for scan, rows in scan_invoice_list(client, max_scan_attempts, result):
             for row in rows:
-                rec = list_row_record(row, timezone, scan)
+                rec = list_row_record(row, timezone, scan, db_timezone)
                 rec.update(context, _extracted_at=run_at)
                 current[rec["crid"]] = rec["_fingerprint"]
                 deal_ids.add(rec["did"])

@@ -188,8 +188,14 @@ def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict) -
                 "run was loaded.")
 
 
-def list_row_record(row: dict, zone: str, scan: int) -> dict:
-    """One invoice/list row, reduced to business fields with exact types."""
+def list_row_record(row: dict, zone: str, scan: int, db_zone: str | None = None) -> dict:
+    """One invoice/list row, reduced to business fields with exact types.
+
+    The list renders ``date_create`` in the *database server's* zone (its own MySQL connection never sets
+    the account zone, unlike ``invoice/info``): ``db_zone`` when the two differ. The business date is the
+    creation date in the account's zone.
+    """
+    created_at = parse_local_datetime(row.get("date_create"), db_zone or zone)
     return {
         "crid": int(row["crid"]),
         "did": int(row["did"]) if row.get("did") is not None else None,
@@ -202,7 +208,8 @@ def list_row_record(row: dict, zone: str, scan: int) -> dict:
         "contract": row.get("contract") or None,
         "summa": money(row["summa"]),
         "date_create": row.get("date_create"),
-        "created_at": parse_local_datetime(row.get("date_create"), zone),
+        "created_at": created_at,
+        "issue_date": created_at.in_timezone(zone).date() if created_at else None,
         "date_plan": parse_date(row.get("date_plan")),
         "date_fact": parse_date(row.get("date_fact")),
         # The list's own `do` depends on the caller's rights; `color is null` is the reliable paid test.

@@ -30,8 +30,8 @@ select
     coalesce(details.do = 'on', list_rows.is_paid_list) as is_paid,
     coalesce(details.do = 'yes', false) as is_declared_paid,
     list_rows.created_at,
-    -- date_create is the account's wall-clock time: its date part is the business date
-    cast(substr(list_rows.date_create, 1, 10) as date) as issue_date,
+    -- the creation date in the account's zone (the source applies the database server's zone first)
+    list_rows.issue_date,
     list_rows.date_plan as due_date,
     list_rows.date_fact as paid_on,
     details.rs as bank_account_id,
