@@ -80,3 +80,14 @@ def make_session(
         request_max_retry_delay=60,
         retry_condition=retry_condition,
     )
+
+
+def deletion_marks(key: str, previously: set[int], deleted: set[int], seen: set[int], live: set[int],
+                   at: object) -> tuple[list[dict], set[int]]:
+    """Deletes of a source that only offers full snapshots: ids loaded before (``previously``) or seen earlier
+    in this run (``seen``) that the final, complete snapshot (``live``) lacks are marked deleted; ids marked
+    before that are back are marked live again. Returns the marks and the ids now deleted (for the state)."""
+    vanished = (previously | deleted | seen) - live
+    marks = [{key: i, "is_deleted": True, "deleted_at": at} for i in sorted(vanished - deleted)]
+    marks += [{key: i, "is_deleted": False, "deleted_at": None} for i in sorted(deleted & live)]
+    return marks, vanished

@@ -22,6 +22,7 @@ import dlt
 import pendulum
 from dlt.sources import DltResource
 
+from ..common import deletion_marks
 from .helpers import NotFound, OnlyofficeClient, fail
 from .paging import scan
 from .records import invoice_record, item_record, line_records, tax_record
@@ -109,11 +110,9 @@ def onlyoffice_source(
         for scan_no, rows in scan(client, "invoice/filter", page_size, sort_by, max_scan_attempts, result):
             yield [dict(invoice_record(r, scan_no), **context, _extracted_at=run_at) for r in rows]
         live: set[int] = result["ids"]
-        vanished = (known | deleted | result["yielded"]) - live
-        marks = [{"id": i, "is_deleted": True, "deleted_at": run_at, **context} for i in sorted(vanished - deleted)]
-        marks += [{"id": i, "is_deleted": False, "deleted_at": None, **context} for i in sorted(deleted & live)]
+        marks, vanished = deletion_marks("id", known, deleted, result["yielded"], live, run_at)
         if marks:
-            yield dlt.mark.with_table_name(marks, "invoice_deletions")
+            yield dlt.mark.with_table_name([dict(m, **context) for m in marks], "invoice_deletions")
         state["known_ids"] = sorted(live)
         state["deleted_ids"] = sorted(vanished)
         state["last_scan"] = {k: v for k, v in result.items() if k not in ("ids", "yielded")}

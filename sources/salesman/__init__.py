@@ -18,7 +18,7 @@ import pendulum
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from ..common import money as _m
+from ..common import deletion_marks, money
 from .helpers import SalesmanClient, fetch_details, list_row_record, parse_date, scan_invoice_list
 from .settings import DEAL_PAGE_SIZE, MONEY, RATE
 
@@ -146,11 +146,7 @@ def salesman_source(
             fetched.update(rec["crid"] for rec in batch)
             yield _table(batch, "invoice_details", DETAIL_COLUMNS, context, run_at)
 
-        # rows seen earlier in this run but gone from the final scan (created and deleted meanwhile) count too
-        known_ids = {int(c) for c in known}
-        vanished = (known_ids | deleted | set(current)) - live
-        marks = [{"crid": crid, "is_deleted": True, "deleted_at": run_at} for crid in sorted(vanished - deleted)]
-        marks += [{"crid": crid, "is_deleted": False, "deleted_at": None} for crid in sorted(deleted & live)]
+        marks, vanished = deletion_marks("crid", {int(c) for c in known}, deleted, set(current), live, run_at)
         if marks:
             yield _table(marks, "invoice_row_deletions", DELETION_COLUMNS, context, run_at)
         # a row whose details could not be read (deleted in between) keeps no fingerprint: retried next run
@@ -172,7 +168,7 @@ def salesman_source(
                 yield [{"did": d["did"], "title": d.get("title"), "clid": d.get("clid"),
                         "client": d.get("clientTitle"), "payer": d.get("payer"), "mcid": d.get("mcid"),
                         "iduser": d.get("iduser"), "datum": parse_date(d.get("datum")),
-                        "kol": (d.get("kol") if d.get("kol") is None else _m(d["kol"])),
+                        "kol": (d.get("kol") if d.get("kol") is None else money(d["kol"])),
                         "close": d.get("close"), "datum_close": parse_date(d.get("datum_close")),
                         **context} for d in data]
             pageall = int((body.get("params") or {}).get("pageall") or 0)
@@ -185,7 +181,7 @@ def salesman_source(
     def bank_accounts() -> Iterator[list[dict]]:
         body = client.call("guides/company.bank")
         yield [{"id": a["id"], "mcid": a.get("mcid"), "tip": a.get("tip"), "is_default": a.get("isDefault") == "yes",
-                "nds_default": _m(a.get("ndsDefault")), "name": a.get("compNameRs"), **context}
+                "nds_default": money(a.get("ndsDefault")), "name": a.get("compNameRs"), **context}
                for a in body.get("data") or []]
 
     @dlt.resource(name="currencies", write_disposition="merge", primary_key=("id", "snapshot_date"),
@@ -194,7 +190,7 @@ def salesman_source(
         body = client.call("currency/list")
         data = body.get("data") or {}
         items = data.values() if isinstance(data, dict) else data  # an object keyed by id; [] when empty
-        yield [{"id": c["id"], "code": c.get("code"), "name": c.get("name"), "course": _m(c.get("course")),
+        yield [{"id": c["id"], "code": c.get("code"), "name": c.get("name"), "course": money(c.get("course")),
                 "datum": c.get("datum"), "snapshot_date": run_at.date(), **context} for c in items]
 
     return (invoice_rows, deals, bank_accounts, currencies)
