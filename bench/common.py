@@ -82,3 +82,11 @@ def duckdb_count(db: Path, table: str) -> int:
 
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(f"select count(*) from {table}").fetchone()[0]
+
+
+def result_row(variant: str, source: str, invoices: int, rows: int, m: Measured, http_requests: int,
+               lower_bound: int, notes: str) -> dict:
+    """One line of bench/RESULTS.md."""
+    return {"variant": variant, "source": source, "invoices": invoices, "rows": rows, "seconds": m.seconds,
+            "rows_per_s": rows / m.seconds, "http_requests": http_requests, "lower_bound": lower_bound,
+            "peak_rss_mib": m.peak_rss_mib, "notes": notes}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import duckdb_count, measure_cli
+from .common import duckdb_count, measure_cli, result_row
 
 
 def run(work: Path) -> list[dict]:
@@ -17,8 +17,6 @@ def run(work: Path) -> list[dict]:
         if m.returncode != 0:
             raise RuntimeError(f"models failed over {db}:\n{m.stderr[-3000:]}")
         invoices = duckdb_count(db, "marts.fct_invoices")
-        results.append({"variant": "dbt build (all models + tests)", "source": f"models over the {source} load",
-                        "invoices": invoices, "rows": invoices, "seconds": m.seconds,
-                        "rows_per_s": invoices / m.seconds, "http_requests": 0, "lower_bound": 0,
-                        "peak_rss_mib": m.peak_rss_mib, "notes": m.stdout.strip().splitlines()[-1] if m.stdout else ""})
+        results.append(result_row("dbt build (all models + tests)", f"models over the {source} load", invoices,
+                                  invoices, m, 0, 0, m.stdout.strip().splitlines()[-1] if m.stdout else ""))
     return results

@@ -8,7 +8,7 @@ from sandbox.onlyoffice.ledger import DRAFT, state
 from sandbox.server import Sandbox
 from sandbox.world import World
 
-from .common import duckdb_count, measure_cli, measure_script
+from .common import duckdb_count, measure_cli, measure_script, result_row
 
 PAGE = 1000  # the portal's maxPage
 
@@ -33,14 +33,11 @@ def run(n: int, workdir: Path) -> list[dict]:
             db = ours / "data" / "crm_invoices.duckdb"
             loaded = duckdb_count(db, "raw_onlyoffice.invoices") + duckdb_count(db, "raw_onlyoffice.invoice_lines")
             lists, detail_calls = sandbox.count("onlyoffice", "invoice/filter"), sandbox.count("onlyoffice", "invoice/{id}")
-            results.append({
-                "variant": variant, "source": "onlyoffice", "invoices": n, "rows": loaded,
-                "seconds": m.seconds, "rows_per_s": loaded / m.seconds, "http_requests": requests,
-                "lower_bound": 1 + pages + details + reference, "peak_rss_mib": m.peak_rss_mib,
-                "notes": (f"login 1, list pages {lists} (1 row overlap each), invoice/{{id}} {detail_calls} "
-                          f"(new/changed/drafts), reference {requests - 1 - lists - detail_calls}; "
-                          f"lower bound = login + {pages} pages + {details} details + {reference} reference"),
-            })
+            results.append(result_row(
+                variant, "onlyoffice", n, loaded, m, requests, 1 + pages + details + reference,
+                f"login 1, list pages {lists} (1 row overlap each), invoice/{{id}} {detail_calls} "
+                f"(new/changed/drafts), reference {requests - 1 - lists - detail_calls}; "
+                f"lower bound = login + {pages} pages + {details} details + {reference} reference"))
         sandbox.reset_counts()
         base = workdir / "baseline"
         base.mkdir(parents=True, exist_ok=True)
@@ -50,12 +47,9 @@ def run(n: int, workdir: Path) -> list[dict]:
             raise RuntimeError(f"baseline failed:\n{m.stderr[-3000:]}")
         db = base / "baseline.duckdb"
         loaded = duckdb_count(db, "raw.invoices") + duckdb_count(db, "raw.invoice_details__invoice_lines")
-        results.append({
-            "variant": "plain dlt rest_api, defaults", "source": "onlyoffice", "invoices": n, "rows": loaded,
-            "seconds": m.seconds, "rows_per_s": loaded / m.seconds, "http_requests": sandbox.count("onlyoffice"),
-            "lower_bound": pages + n, "peak_rss_mib": m.peak_rss_mib,
-            "notes": ("list + every invoice's details every run, no taxes/currency snapshots, no delete detection; "
-                      "trusts total (cached 30 s: stale totals end the scan early or late), insert_values loader, "
-                      "amounts as double"),
-        })
+        results.append(result_row(
+            "plain dlt rest_api, defaults", "onlyoffice", n, loaded, m, sandbox.count("onlyoffice"), pages + n,
+            "list + every invoice's details every run, no taxes/currency snapshots, no delete detection; "
+            "trusts total (cached 30 s: stale totals end the scan early or late), insert_values loader, "
+            "amounts as double"))
     return results

@@ -8,7 +8,7 @@ from pathlib import Path
 from sandbox.server import Sandbox
 from sandbox.world import World
 
-from .common import duckdb_count, measure_cli, measure_script
+from .common import duckdb_count, measure_cli, measure_script, result_row
 
 PAGE_SIZE = 30  # the account default (num_client)
 
@@ -28,15 +28,12 @@ def run(n: int, workdir: Path) -> list[dict]:
             if m.returncode != 0:
                 raise RuntimeError(f"{variant} failed:\n{m.stderr[-3000:]}")
             requests = sandbox.count("salesman")
+            lists, infos = sandbox.count("salesman", "invoice/list"), sandbox.count("salesman", "invoice/info")
             loaded = duckdb_count(ours / "data" / "crm_invoices.duckdb", "raw_salesman.invoice_rows")
-            results.append({
-                "variant": variant, "source": "salesman", "invoices": n, "rows": loaded,
-                "seconds": m.seconds, "rows_per_s": loaded / m.seconds, "http_requests": requests,
-                "lower_bound": pages, "peak_rss_mib": m.peak_rss_mib,
-                "notes": (f"list pages {sandbox.count('salesman', 'invoice/list')}, invoice/info "
-                          f"{sandbox.count('salesman', 'invoice/info')} (details of new/changed rows), "
-                          f"other {requests - sandbox.count('salesman', 'invoice/list') - sandbox.count('salesman', 'invoice/info')}"),
-            })
+            results.append(result_row(
+                variant, "salesman", n, loaded, m, requests, pages,
+                f"list pages {lists}, invoice/info {infos} (details of new/changed rows), "
+                f"other {requests - lists - infos} (deal/list: bulk details and deals; reference data)"))
         sandbox.reset_counts()
         base = workdir / "baseline"
         base.mkdir(parents=True, exist_ok=True)
@@ -46,10 +43,7 @@ def run(n: int, workdir: Path) -> list[dict]:
         if m.returncode != 0:
             raise RuntimeError(f"baseline failed:\n{m.stderr[-3000:]}")
         loaded = duckdb_count(base / "baseline.duckdb", "raw.invoice_rows")
-        results.append({
-            "variant": "plain dlt rest_api, defaults", "source": "salesman", "invoices": n, "rows": loaded,
-            "seconds": m.seconds, "rows_per_s": loaded / m.seconds, "http_requests": sandbox.count("salesman"),
-            "lower_bound": pages, "peak_rss_mib": m.peak_rss_mib,
-            "notes": "list only (no VAT/paid details, no delete detection), insert_values loader, amounts as double",
-        })
+        results.append(result_row(
+            "plain dlt rest_api, defaults", "salesman", n, loaded, m, sandbox.count("salesman"), pages,
+            "list only (no VAT/paid details, no delete detection), insert_values loader, amounts as double"))
     return results
