@@ -16,7 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 
 from sources.common import SourceError  # noqa: E402
 
-from .registry import SOURCES, SourceSpec  # noqa: E402
+from .registry import ALL_SOURCES, SOURCES, SourceSpec  # noqa: E402
 
 
 @dataclass
@@ -102,8 +102,6 @@ def existing_raw_tables(db: Path) -> dict[str, set[str]]:
 def enabled_sources(db: Path) -> dict[str, bool]:
     """Which sources' models can build: all of their required raw tables exist."""
     tables = existing_raw_tables(db)
-    from .registry import ALL_SOURCES
-
     return {spec.name: set(spec.required_tables) <= tables.get(spec.name, set()) for spec in ALL_SOURCES}
 
 
