@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -45,6 +46,7 @@ class Response:
     status: int = 200
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    reset: bool = False  # send half the body, then reset the connection (a fault)
 
     @classmethod
     def json(cls, payload: object, status: int = 200, headers: dict[str, str] | None = None,
@@ -60,6 +62,8 @@ class Faults:
     ``fail_next``: the next N requests answer ``fail_status`` (5xx) with ``fail_body``.
     ``nonjson_next``: the next N requests answer HTTP 200 with an HTML body (a PHP fatal error, say).
     ``truncate_next``: the next N requests answer HTTP 200 with the JSON cut in half.
+    ``reset_next``: the next N requests get the headers and half the body, then the connection is reset (RST).
+    ``stall_next``: the next N requests get no answer for ``stall_seconds`` (a client's read timeout fires).
     ``delay``: seconds to sleep before each answer.
     ``on_request``: hook ``(provider, request, n)`` called before handling, e.g. to change data between
     page requests; ``n`` counts this provider's requests.
@@ -71,6 +75,9 @@ class Faults:
     fail_body: bytes = b"Internal Server Error"
     nonjson_next: int = 0
     truncate_next: int = 0
+    reset_next: int = 0
+    stall_next: int = 0
+    stall_seconds: float = 30.0
     delay: float = 0.0
     on_request: object | None = None
     only_methods: set[str] | None = None
@@ -176,12 +183,21 @@ class Sandbox:
                 truncate = faults.truncate_next > 0
                 if truncate:
                     faults.truncate_next -= 1
+                reset = faults.reset_next > 0
+                if reset:
+                    faults.reset_next -= 1
+                stall = faults.stall_next > 0
+                if stall:
+                    faults.stall_next -= 1
         else:
-            truncate = False
+            truncate = reset = stall = False
+        if stall:  # outside the lock: other requests go on while this one hangs
+            time.sleep(faults.stall_seconds)
         with self.world.lock:
             response = provider.handle(request)
         if truncate:
             response.body = response.body[: max(1, len(response.body) // 2)]
+        response.reset = reset
         return response
 
     def count_unlocked(self, provider: str) -> int:
@@ -247,6 +263,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(response.body)))
         self.end_headers()
+        if response.reset:  # half the promised body, then RST (SO_LINGER 0): "connection reset by peer"
+            self.wfile.write(response.body[: max(1, len(response.body) // 2)])
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return
         self.wfile.write(response.body)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
