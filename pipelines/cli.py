@@ -1,7 +1,8 @@
 """``crm-invoices``: load the CRMs into DuckDB and build the finance marts.
 
-Exit codes: 0 everything loaded and built; 1 a source failed (the others still loaded); 2 the models
-failed; 3 bad usage.
+Exit codes: 0 everything loaded and built; 1 a source failed (the others still loaded), or the warehouse
+cannot be written; 2 the models failed; 3 bad usage; 4 the warehouse is busy (another run writes it, or a
+program holds the DuckDB file open): the run refused before calling any CRM.
 """
 
 from __future__ import annotations
@@ -37,10 +38,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from .warehouse import WarehouseError, exclusive
+
     try:
-        if args.command == "run":
-            return _run(args)
+        if args.command in ("run", "models"):  # the writers: one at a time per warehouse
+            with exclusive(database_path(), args.command):
+                return _run(args) if args.command == "run" else _models(args)
         return _models(args)
+    except WarehouseError as exc:
+        print(redact_text(str(exc)), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("crm-invoices: interrupted; nothing partial was committed.", file=sys.stderr)
         return 130
@@ -88,7 +95,7 @@ def _run(args) -> int:
             models_ok = result.ok
             models_summary = f"{result.summary} in {result.seconds:.1f}s"
             if not result.ok:
-                print(result.output[-6000:], file=sys.stderr)
+                print(result.failure_text(), file=sys.stderr)
                 print("crm-invoices: models: dbt build failed (see above). Fix: the raw data is loaded; "
                       "correct the model or data and run `crm-invoices models`.", file=sys.stderr)
         _print_summary(outcomes, models_summary, time.monotonic() - started)
@@ -109,7 +116,7 @@ def _models(args) -> int:
     extra = json.loads(args.vars) if args.vars else None
     result = build_models(enabled_sources(database_path()), extra)
     if not result.ok:
-        print(result.output[-6000:], file=sys.stderr)
+        print(result.failure_text(), file=sys.stderr)
         print("crm-invoices: models: dbt build failed.", file=sys.stderr)
         return 2
     print(f"models: {result.summary} in {result.seconds:.1f}s")

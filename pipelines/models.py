@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .settings import MODELS_DIR, data_dir, database_path, redact_text
+from .settings import MODELS_DIR, database_path, dbt_work_dir, redact_text
+from .warehouse import held_by_other_program
 
 
 @dataclass
@@ -20,11 +21,16 @@ class ModelsOutcome:
     seconds: float
     summary: str
     output: str
+    busy: str | None = None  # the message when the warehouse was held by another program
+
+    def failure_text(self) -> str:
+        """What the terminal shows for a failed build: the holder when that was the cause, else dbt's tail."""
+        return self.busy or self.output[-6000:]
 
 
 def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, command: str = "build") -> ModelsOutcome:
     started = time.monotonic()
-    work = data_dir() / "dbt"
+    work = dbt_work_dir()
     env = dict(os.environ)
     env.update({
         "CRM_INVOICES_DUCKDB": str(database_path()),
@@ -43,7 +49,8 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
     output = redact_text(proc.stdout + proc.stderr)
     lines = output.strip().splitlines()
     summary = _summary(work / "target" / "run_results.json") or (lines[-1] if lines else "")
-    return ModelsOutcome(proc.returncode == 0, time.monotonic() - started, summary, output)
+    busy = held_by_other_program(database_path(), Exception(output)) if proc.returncode else None
+    return ModelsOutcome(proc.returncode == 0, time.monotonic() - started, summary, output, busy)
 
 
 def _summary(path: Path) -> str | None:

@@ -17,6 +17,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 from sources.common import SourceError  # noqa: E402
 
 from .registry import ALL_SOURCES, SOURCES, SourceSpec  # noqa: E402
+from .warehouse import held_by_other_program, log, reconcile_local_state  # noqa: E402
 
 
 @dataclass
@@ -56,6 +57,9 @@ def run_source(spec: SourceSpec, full_refresh: bool = False, progress: bool = Tr
     started = time.monotonic()
     pipeline = make_pipeline(spec, progress)
     try:
+        note = reconcile_local_state(pipeline, database_path())
+        if note:
+            log(note)
         if pipeline.has_pending_data:  # a previous run extracted but did not finish loading: finish it first
             pipeline.normalize()
             pipeline.load()
@@ -67,8 +71,11 @@ def run_source(spec: SourceSpec, full_refresh: bool = False, progress: bool = Tr
         info.raise_on_failed_jobs()
     except Exception as exc:  # one source failing must not stop the others
         error = find_source_error(exc)
+        busy = held_by_other_program(database_path(), exc)
         if error is not None:
             message = str(error)
+        elif busy is not None:
+            message = f"{spec.display}: {busy.removeprefix('crm-invoices: ')}"
         else:
             root = exc
             while isinstance(root, PipelineStepFailed) and root.__cause__ is not None:

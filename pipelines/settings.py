@@ -44,6 +44,15 @@ def pipelines_dir() -> Path:
     return data_dir() / "pipelines"
 
 
+def dbt_work_dir() -> Path:
+    """dbt's target/ and logs/ for this warehouse: partial-parse caches and run results of one warehouse
+    never serve another one loaded from the same folder."""
+    import hashlib
+
+    db = database_path()
+    return data_dir() / "dbt" / f"{db.stem}-{hashlib.sha1(str(db).encode()).hexdigest()[:8]}"
+
+
 def secret_values() -> list[str]:
     return [v for k, v in os.environ.items() if SECRET_ENV.search(k) and v and len(v) >= 4]
 

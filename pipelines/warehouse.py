@@ -1,0 +1,175 @@
+"""What a run owes the warehouse: one writer at a time, and local dlt state that matches the warehouse.
+
+One writer. ``crm-invoices run`` and ``models`` take an exclusive ``flock`` on ``<warehouse>.lock`` (beside
+the DuckDB file, so every working dir that points at the same file shares it) before they call any CRM. The
+kernel drops the lock when the process dies, ``kill -9`` included, so a stale lock never blocks the next
+run; the file only carries who holds it (pid, command, start time) for the message of the run it refuses.
+A program that holds the DuckDB file itself (a dashboard, a notebook) is found the same way, by asking
+DuckDB for a writable connection and reading the holder out of its lock error.
+
+State that belongs to its warehouse. dlt keeps each pipeline's incremental state (SalesMan fingerprints,
+Bitrix24 cursors, seen ids) in the local working dir *and* commits it with every load into the warehouse's
+``_dlt_pipeline_state``. Local state is trusted only while it is the very state of the warehouse's last
+complete load; a new or deleted warehouse, another warehouse loaded from the same folder, or a backup
+restored over the file all break that, and the local working dir is then dropped and rebuilt from the
+warehouse (which may have no state at all: then the next run is a first load). A pending load package of a
+dropped working dir is lost on purpose: it is extracted again from the CRM, from the warehouse's own state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+# Exit code of a run refused because another process writes (or holds) the warehouse.
+EXIT_BUSY = 4
+
+_DUCKDB_HOLDER = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
+
+
+class WarehouseError(Exception):
+    """The warehouse cannot be used by this run; ``str()`` is the whole user-facing message."""
+
+    exit_code = 1
+
+
+class WarehouseBusy(WarehouseError):
+    exit_code = EXIT_BUSY
+
+
+@dataclass(frozen=True)
+class Holder:
+    pid: int
+    command: str
+    started: str
+    host: str
+
+    def describe(self) -> str:
+        return f"crm-invoices {self.command} (pid {self.pid} on {self.host}, started {self.started})"
+
+
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".lock")
+
+
+@contextlib.contextmanager
+def exclusive(db: Path, command: str) -> Iterator[None]:
+    """Hold the warehouse for this process, or raise :class:`WarehouseBusy` at once (no waiting)."""
+    path = lock_path(db)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise WarehouseError(
+            f"crm-invoices: cannot write beside the warehouse {db} ({exc.strerror}: {exc.filename}). Fix: make "
+            "that directory writable for this user (or point DESTINATION__DUCKDB__CREDENTIALS or "
+            "CRM_INVOICES_DATA_DIR at one that is); nothing was loaded.") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            who = holder.describe() if holder else "another crm-invoices process"
+            raise WarehouseBusy(
+                f"crm-invoices: the warehouse {db} is being written by {who}. Fix: wait for that run to "
+                f"finish (or stop it), then run again; this run called no CRM and changed nothing.") from None
+        _write_holder(fd, command)
+        _refuse_if_duckdb_is_held(db)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _write_holder(fd: int, command: str) -> None:
+    info = {"pid": os.getpid(), "command": command, "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+
+
+def _read_holder(fd: int) -> Holder | None:
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"null")
+        return Holder(int(info["pid"]), str(info["command"]), str(info["started"]), str(info["host"]))
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
+
+
+def _refuse_if_duckdb_is_held(db: Path) -> None:
+    """A dashboard with the file open (even read-only) keeps every writer out: say so now, not after the
+    extraction, and name the program."""
+    if not db.exists():
+        return
+    import duckdb
+
+    try:
+        duckdb.connect(str(db)).close()
+    except duckdb.IOException as exc:
+        message = held_by_other_program(db, exc)
+        if message:
+            raise WarehouseBusy(message) from None
+        raise
+
+
+def held_by_other_program(db: Path, exc: BaseException) -> str | None:
+    """The user-facing message for DuckDB's "Conflicting lock" error anywhere in ``exc``'s chain."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        match = _DUCKDB_HOLDER.search(str(exc))
+        if match:
+            return (f"crm-invoices: the warehouse {db} is open in another program ({match['exe']}, pid "
+                    f"{match['pid']}): DuckDB lets no one write a file that another process has open. Fix: "
+                    "close that program's connection (a dashboard, notebook or DuckDB shell), then run again; "
+                    "this run changed nothing in the warehouse.")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def reconcile_local_state(pipeline, db: Path | None) -> str | None:
+    """Drop the pipeline's local working dir unless its state is the warehouse's last committed state, then
+    let dlt restore state and schemas from the warehouse. Returns a note for the log when it dropped.
+
+    ``db`` is the DuckDB file (``None`` for a destination without a local file: then the destination is
+    always asked)."""
+    from dlt.common.destination.exceptions import DestinationUndefinedEntity
+    from dlt.pipeline.state_sync import load_pipeline_state_from_destination
+
+    if not pipeline.has_data and not pipeline.has_pending_data:
+        remote_exists = db is None or db.exists()
+        if remote_exists:
+            pipeline.sync_destination()  # a wiped working dir against a full warehouse: dlt restores it
+        return None
+    local_hash = pipeline.state.get("_version_hash")
+    remote_hash = None
+    if db is None or db.exists():
+        try:
+            with pipeline.destination_client() as client:
+                remote = load_pipeline_state_from_destination(pipeline.pipeline_name, client)
+            remote_hash = remote.get("_version_hash") if remote else None
+        except DestinationUndefinedEntity:
+            remote_hash = None
+    if remote_hash is not None and remote_hash == local_hash:
+        return None
+    why = ("the warehouse holds no state of this pipeline (a new, deleted or other warehouse)" if remote_hash is None
+           else "the warehouse's state is not the local one (another warehouse, or one restored from a backup)")
+    pipeline.drop()
+    if db is None or db.exists():
+        pipeline.sync_destination()
+    return f"{pipeline.pipeline_name}: local state dropped: {why}; rebuilt from the warehouse"
+
+
+def log(message: str) -> None:
+    print(f"crm-invoices: {message}", file=sys.stderr)
