@@ -1,0 +1,1 @@
+"""Integration suite against a real SalesMan CRM server (see docs/REAL_SERVER.md)."""
