@@ -2,7 +2,8 @@
 
 Exit codes: 0 everything loaded and built; 1 a source failed (the others still loaded), or the warehouse
 cannot be written; 2 the models failed; 3 bad usage; 4 the warehouse is busy (another run writes it, or a
-program holds the DuckDB file open): the run refused before calling any CRM.
+program holds the DuckDB file open): the run refused before calling any CRM; 5 the report could not be
+written (`report`, or the last step of `run`: no warehouse, no marts, an unwritable --out).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no periodic progress lines on stderr")
     models = sub.add_parser("models", help="rebuild the dbt models over what is loaded")
     models.add_argument("--vars", default=None, help="extra dbt vars as JSON, e.g. '{\"as_of\": \"2026-11-01\"}'")
+    from .report.command import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
@@ -40,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .warehouse import WarehouseError, exclusive
 
+    if args.command == "report":  # a reader: no writer lock, a read-only connection
+        from .report.command import report_command
+
+        return report_command(args)
     try:
         if args.command in ("run", "models"):  # the writers: one at a time per warehouse
             with exclusive(database_path(), args.command):
@@ -99,9 +107,12 @@ def _run(args) -> int:
                 print("crm-invoices: models: dbt build failed (see above). Fix: the raw data is loaded; "
                       "correct the model or data and run `crm-invoices models`.", file=sys.stderr)
         _print_summary(outcomes, models_summary, time.monotonic() - started)
+        from .report.command import report_after_run
+
+        report_rc = report_after_run(outcomes, models_skipped=args.skip_models)
         if not all(o.ok for o in outcomes):
             return 1
-        return 0 if models_ok else 2
+        return (0 if models_ok else 2) or report_rc
     finally:
         if sandbox is not None:
             sandbox.stop()
