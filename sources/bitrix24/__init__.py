@@ -3,16 +3,20 @@ and payments, invoice stages with their semantics, recurring templates, and a cu
 
 Every list is exported by id (``order id ASC``, ``filter >id``, ``start=-1``: no counting), 50 pages chained
 in one ``batch`` request, under a client-side leaky bucket that keeps a normal run below the portal's limit.
-Invoices are read incrementally on ``updatedTime`` / ``DATE_UPDATE`` with an overlap window and merged on id;
-product rows and payments are re-read for invoices that changed or are still open (a payment does not always
-touch the invoice); a periodic id sweep marks invoices that vanished as deleted. See README.md.
+One opening batch carries the dictionaries and the first pages of every list (helpers.Run). Invoices are read
+incrementally on ``updatedTime`` / ``DATE_UPDATE`` with an overlap window and merged on id; smart invoices'
+product rows and payments are re-read for those that changed or are still open (a payment does not always
+touch the invoice), in shared batches; an id sweep on every run marks invoices that vanished as deleted.
+See README.md.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import chain as chain_answers
 from pathlib import Path
 from typing import Optional
 
@@ -23,17 +27,16 @@ from dlt.sources import DltResource
 from ..common import SourceError, make_session
 from . import records as rec
 from .auth import OAuthAuth, TokenStore, WebhookAuth
-from .client import Bitrix24Client, MethodUnavailable
+from .client import Bitrix24Client, Command, MethodUnavailable, page_rows
+from .helpers import GONE, Run, deletions
 from .settings import (
     ENV,
-    LEGACY_SELECT,
     MONEY,
     PERCENT,
     PRODUCT_ROW_OWNERS_PER_CALL,
     QUANTITY,
     RATE,
     SMART_INVOICE,
-    SMART_SELECT,
     SOURCE_NAME,
 )
 
@@ -112,59 +115,6 @@ def _make_auth(webhook_url, portal_url, client_id, client_secret, refresh_token,
                      store, session)
 
 
-class _Portal:
-    """What several resources need once per run: the stage dictionary with its semantics."""
-
-    def __init__(self, client: Bitrix24Client, context: dict):
-        self.client, self.context = client, context
-        self._stages: list[dict] | None = None
-
-    def stages(self) -> list[dict]:
-        if self._stages is None:
-            body = self.client.call("crm.category.list", {"entityTypeId": SMART_INVOICE})
-            cats = (body.get("result") or {}).get("categories") or []
-            entities = [f"SMART_INVOICE_STAGE_{int(c['id'])}" for c in cats] + ["INVOICE_STATUS"]
-            res = self.client.batch({f"s{n}": ("crm.status.list", {"filter": {"ENTITY_ID": e}})
-                                     for n, e in enumerate(entities)})
-            rows = []
-            for n, entity in enumerate(entities):
-                statuses = res.result.get(f"s{n}") or []
-                if entity == "INVOICE_STATUS":
-                    # the legacy dictionary carries no semantics: P is the only success, whatever sorts after
-                    # it is a failure, the rest is in progress (the CRM's own rule)
-                    p_sort = next((int(s["SORT"]) for s in statuses if s["STATUS_ID"] == "P"), None)
-                    for s in statuses:
-                        sort = int(s["SORT"])
-                        s["SEMANTICS"] = ("S" if s["STATUS_ID"] == "P" else
-                                          "F" if p_sort is not None and sort > p_sort else None)
-                first = min((int(s["SORT"]) for s in statuses), default=None)
-                rows += [{"entity_id": entity, "status_id": s["STATUS_ID"], "name": s.get("NAME"),
-                          "sort": int(s["SORT"]), "category_id": rec.integer(s.get("CATEGORY_ID")),
-                          "semantics": s.get("SEMANTICS") or None, "is_first": int(s["SORT"]) == first,
-                          **self.context} for s in statuses]
-            self._stages = rows
-        return self._stages
-
-    def closed(self, entity_prefix: str) -> set[str]:
-        return {s["status_id"] for s in self.stages() if s["entity_id"].startswith(entity_prefix)
-                and s["semantics"] in ("S", "F")}
-
-
-def _sweep_due(state: dict, hours: float, now: pendulum.DateTime) -> bool:
-    last = state.get("last_sweep")
-    return hours <= 0 or last is None or now - pendulum.parse(last) >= timedelta(hours=hours)
-
-
-def _deletions(state: dict, kind: str, live: set[int], now) -> list[dict]:
-    known, deleted = set(state.get("known_ids", [])), set(state.get("deleted_ids", []))
-    vanished = (known | deleted) - live
-    marks = [{"kind": kind, "id": i, "is_deleted": True, "detected_at": now} for i in sorted(vanished - deleted)]
-    marks += [{"kind": kind, "id": i, "is_deleted": False, "detected_at": now} for i in sorted(deleted & live)]
-    state["deleted_ids"] = sorted(vanished)
-    state["known_ids"] = sorted(live)
-    return marks
-
-
 @dlt.source(name="bitrix24", max_table_nesting=0)
 def bitrix24_source(
     webhook_url: Optional[str] = dlt.secrets.value,  # noqa: UP045 (dlt reads Optional as "may be missing")
@@ -183,7 +133,6 @@ def bitrix24_source(
     rate_limit_retries: int = 30,
     max_operation_wait: float = 660,
     overlap_seconds: int = 300,
-    delete_sweep_hours: float = 24,
     batch_chain: int = 50,
 ) -> Iterator[DltResource]:
     """Args:
@@ -194,7 +143,6 @@ def bitrix24_source(
         requests_per_second, burst: the portal's leaky bucket (2/s and 50 by default; Enterprise 5/s and 250).
         request_timeout: seconds per HTTP request; above the portal's own 60 s cut-off.
         overlap_seconds: how far before the last seen modification time each incremental read starts.
-        delete_sweep_hours: how often to read every id to find deleted invoices (0 = every run).
         batch_chain: pages chained in one batch request (at most 50).
     """
     auth = _make_auth(webhook_url, portal_url, client_id, client_secret, refresh_token, oauth_token_url,
@@ -205,8 +153,8 @@ def bitrix24_source(
     chain = max(1, min(50, batch_chain))
     run_at = pendulum.now("UTC")
     context = {"account": account or auth.host, "_extracted_at": run_at}
-    portal = _Portal(client, {"account": context["account"]})
-    overlap = timedelta(seconds=overlap_seconds)
+    portal = Run(client, dlt.current.resource_state, timedelta(seconds=overlap_seconds), chain,
+                 {"account": context["account"]})
 
     @dlt.resource(name="stages", write_disposition="replace", columns={"semantics": {"data_type": "text"}})
     def stages() -> Iterator[list[dict]]:
@@ -216,9 +164,8 @@ def bitrix24_source(
                   columns={"amount": dict(RATE), "rate_to_base": dict(RATE), "snapshot_date": {"data_type": "date"}})
     def currencies() -> Iterator[list[dict]]:
         # Bitrix24 keeps only today's rates: a snapshot per run date is the only history there will be
-        body = client.call("crm.currency.list", {"order": {"SORT": "ASC"}})
         out = []
-        for c in body.get("result") or []:
+        for c in portal.currencies():
             nominal = rec.amount(c.get("AMOUNT_CNT"), "AMOUNT_CNT") or 1
             value = rec.amount(c.get("AMOUNT"), "AMOUNT")
             out.append({"currency": c["CURRENCY"], "amount": value, "amount_cnt": int(nominal),
@@ -229,21 +176,16 @@ def bitrix24_source(
     @dlt.resource(name="recurring_templates", write_disposition="replace",
                   columns={"next_execution": {"data_type": "date"}, "start_date": {"data_type": "date"}})
     def recurring_templates() -> Iterator[list[dict]]:
-        start, out = 0, []
-        while True:
-            try:
-                body = client.call("crm.invoice.recurring.list",
-                                   {"order": {"ID": "ASC"}, "select": ["*"], "start": start})
-            except MethodUnavailable:
-                return  # a portal without legacy invoices has no recurring templates either
-            for r in body.get("result") or []:
-                out.append({"id": int(r["ID"]), "template_invoice_id": int(r["INVOICE_ID"]),
-                            "active": r.get("ACTIVE") == "Y",
-                            "next_execution": rec.business_date(r.get("NEXT_EXECUTION"), "NEXT_EXECUTION"),
-                            "start_date": rec.business_date(r.get("START_DATE"), "START_DATE"), **context})
-            if not body.get("next"):
-                break
-            start = int(body["next"])
+        out = []
+        try:
+            for page in portal.recurring():
+                out += [{"id": int(r["ID"]), "template_invoice_id": int(r["INVOICE_ID"]),
+                         "active": r.get("ACTIVE") == "Y",
+                         "next_execution": rec.business_date(r.get("NEXT_EXECUTION"), "NEXT_EXECUTION"),
+                         "start_date": rec.business_date(r.get("START_DATE"), "START_DATE"), **context}
+                        for r in page]
+        except MethodUnavailable:
+            return  # a portal without legacy invoices has no recurring templates either
         if out:
             yield out
 
@@ -251,100 +193,106 @@ def bitrix24_source(
                   columns={"title": {"data_type": "text"}})
     def companies() -> Iterator[list[dict]]:
         # the client names invoices point at (companyId / UF_COMPANY_ID); read whole, 2,500 per request
-        for page in client.list_by_id("crm.company.list", {"select": ["ID", "TITLE", "COMPANY_TYPE"]}, "ID", None,
-                                      chain=chain):
+        state, count = dlt.current.resource_state(), 0
+        for page in portal.rows("co"):
+            count += len(page)
             yield [{"id": int(c["ID"]), "title": c.get("TITLE"), "company_type": c.get("COMPANY_TYPE"), **context}
                    for c in page]
+        state["count"] = count  # sizes the next opening batch
 
-    def read_changed(state: dict, method: str, params: dict, id_field: str, wrapper, cursor_field: str,
-                     parse) -> Iterator[list[dict]]:
-        cursor = state.get("cursor")
-        flt = {f">={cursor_field}": (pendulum.parse(cursor) - overlap).isoformat()} if cursor else {}
-        # an incremental read usually finds a few changes: a one-page first batch, then full chains if needed
-        for page in client.list_by_id(method, {**params, "filter": flt}, id_field, wrapper, chain=chain,
-                                      first_chain=1 if cursor else None):
-            yield [parse(row, context) for row in page]
+    def read_changed(key: str, parse, changed: dict[int, dict]) -> Iterator[object]:
+        table = "smart_invoices" if key == "si" else "legacy_invoices"
+        for page in portal.rows(key):
+            rows = [parse(row, context) for row in page]
+            changed.update((r["id"], r) for r in rows)
+            yield _to(table, rows)
 
-    def finish(state: dict, kind: str, changed: dict[int, dict], closed: set[str], status_field: str,
-               live: set[int] | None) -> list[dict]:
-        """Advance the cursor and the open/known sets; returns deletion marks when a sweep ran. State is
-        committed with the load package, so none of this survives a failed run."""
+    def live_ids(state: dict, changed_key: str, sweep_key: str, changed: dict) -> set[int]:
+        """A first run's complete export is the live set; a rerun sweeps (in the opening batch, or again if
+        the changed read went on after it)."""
+        if state.get("cursor") is None:
+            return set(changed)
+        return portal.sweep(sweep_key, fresh=not portal.first_done[changed_key])
+
+    def finish(state: dict, changed: dict[int, dict]) -> None:
+        """Advance the cursor (from the portal's clock). State is committed with the load package, so none of
+        this survives a failed run."""
         stamps = [r["updated_at"] for r in changed.values() if r["updated_at"] is not None]
         if stamps:
             latest = max(stamps)
             if state.get("cursor") is None or latest > pendulum.parse(state["cursor"]):
                 state["cursor"] = latest.isoformat()
-        open_ids = set(state.get("open_ids", [])) - set(changed)
-        open_ids |= {i for i, r in changed.items() if r[status_field] not in closed}
-        marks: list[dict] = []
-        if live is not None:
-            marks = _deletions(state, kind, live, run_at)
-            open_ids &= live
-            state["last_sweep"] = run_at.isoformat()
-        else:
-            state["known_ids"] = sorted(set(state.get("known_ids", [])) | set(changed))
-        state["open_ids"] = sorted(open_ids)
-        return marks
 
     @dlt.resource(name="smart_invoices", write_disposition="merge", primary_key="id")
     def smart_invoices() -> Iterator[object]:
         state = dlt.current.resource_state()
-        first_run = state.get("cursor") is None
         changed: dict[int, dict] = {}
-        for page in read_changed(state, "crm.item.list", {"entityTypeId": SMART_INVOICE, "select": SMART_SELECT},
-                                 "id", "items", "updatedTime", rec.smart_invoice):
-            changed.update((r["id"], r) for r in page)
-            yield _to("smart_invoices", page)
-        refresh = sorted(set(changed) | set(state.get("open_ids", [])))
-        groups = [{"filter": {"=ownerType": "SI", "=ownerId": refresh[i:i + PRODUCT_ROW_OWNERS_PER_CALL]},
-                   "order": {"id": "ASC"}}
-                  for i in range(0, len(refresh), PRODUCT_ROW_OWNERS_PER_CALL)]
-        for rows in client.paged_groups("crm.item.productrow.list", groups, "productRows"):
-            yield _to("smart_invoice_product_rows", [rec.smart_product_row(r, context) for r in rows])
+        yield from read_changed("si", rec.smart_invoice, changed)
+        live = live_ids(state, "si", "ss", changed)
+        closed = portal.closed("SMART_INVOICE_STAGE_")
+        # rows and payments of what changed and of what is still open and alive (a payment does not always
+        # move updatedTime); product rows of 20 invoices a command, payments one a command, in shared batches
+        refresh = sorted(set(changed) | (set(state.get("open_ids", [])) & live))
+        pending = deque(Command("crm.item.productrow.list", {
+            "filter": {"=ownerType": "SI", "=ownerId": refresh[i:i + PRODUCT_ROW_OWNERS_PER_CALL]},
+            "order": {"id": "ASC"}, "start": 0}) for i in range(0, len(refresh), PRODUCT_ROW_OWNERS_PER_CALL))
+        # payments the opening batch already read (invoices open since the last run) are not asked again
+        read = {i: r for i, r in portal.payments.items() if i in set(refresh)}
+        pending += (Command("crm.item.payment.list", {"entityId": i, "entityTypeId": SMART_INVOICE}, i)
+                    for i in refresh if i not in read and i not in portal.gone["pay"])
+        rows: list[dict] = []
         payments: list[dict] = []
-        for invoice_id, result in client.per_item(
-                "crm.item.payment.list", lambda i: {"entityId": i, "entityTypeId": SMART_INVOICE}, refresh,
-                missing_ok=frozenset({"NOT_FOUND"})):
-            if not isinstance(result, list):
-                raise SourceError(SOURCE_NAME, f"crm.item.payment.list for invoice {invoice_id} returned "
-                                  f"{type(result).__name__}, not a list.", "report it.")
-            payments += [rec.smart_payment(p, invoice_id, context) for p in result]
+        answers = chain_answers(((Command("crm.item.payment.list", {}, i), r, None) for i, r in read.items()),
+                                client.pump(pending, missing_ok=frozenset({"NOT_FOUND"})))
+        for command, result, nxt in answers:
+            if command.tag is None:  # product rows
+                rows += [rec.smart_product_row(r, context) for r in page_rows(command, result, "productRows",
+                                                                              client.fail)]
+                if nxt:
+                    pending.append(Command(command.method, {**command.params, "start": nxt}))
+            elif result is not None:  # None: the invoice vanished after the list; the sweep marks it
+                if not isinstance(result, list):
+                    raise SourceError(SOURCE_NAME, f"crm.item.payment.list for invoice {command.tag} returned "
+                                      f"{type(result).__name__}, not a list.", "report it.")
+                payments += [rec.smart_payment(p, command.tag, context) for p in result]
+            if len(rows) >= 2000:
+                yield _to("smart_invoice_product_rows", rows)
+                rows = []
             if len(payments) >= 2000:
                 yield _to("smart_invoice_payments", payments)
                 payments = []
+        if rows:
+            yield _to("smart_invoice_product_rows", rows)
         if payments:
             yield _to("smart_invoice_payments", payments)
-        live = None
-        if first_run:
-            live = set(changed)
-        elif _sweep_due(state, delete_sweep_hours, run_at):
-            live = {int(r["id"]) for page in client.list_by_id(
-                "crm.item.list", {"entityTypeId": SMART_INVOICE, "select": ["id"]}, "id", "items", chain=chain)
-                for r in page}
-        marks = finish(state, "smart", changed, portal.closed("SMART_INVOICE_STAGE_"), "stage_id", live)
+        finish(state, changed)
+        open_ids = (set(state.get("open_ids", [])) - set(changed)) | {
+            i for i, r in changed.items() if r["stage_id"] not in closed}
+        state["open_ids"] = sorted(open_ids & live)
+        marks = deletions(state, "smart", set(changed), live, run_at)
         if marks:
             yield _to("invoice_deletions", marks)
 
     @dlt.resource(name="legacy_invoices", write_disposition="merge", primary_key="id")
     def legacy_invoices() -> Iterator[object]:
         state = dlt.current.resource_state()
-        first_run = state.get("cursor") is None
-        changed: dict[int, dict] = {}
-        try:
-            for page in read_changed(state, "crm.invoice.list", {"select": LEGACY_SELECT}, "ID", None,
-                                     "DATE_UPDATE", rec.legacy_invoice):
-                changed.update((r["id"], r) for r in page)
-                yield _to("legacy_invoices", page)
-        except MethodUnavailable:
-            if changed:
-                raise
+        portal.open()
+        if not portal.legacy_available:
             return  # newer portals switch the legacy invoices off: nothing to read, not an error
-        templates = {i for i, r in changed.items() if r["is_recurring"]}
-        # PRODUCT_ROWS only come with crm.invoice.get: one call per invoice, 50 to a batch; templates skipped
-        refresh = sorted((set(changed) | set(state.get("open_ids", []))) - templates)
+        changed: dict[int, dict] = {}
+        yield from read_changed("li", rec.legacy_invoice, changed)
+        live = live_ids(state, "li", "ls", changed)
+        # PRODUCT_ROWS only come with crm.invoice.get, one call per invoice, 50 to a batch; templates skipped.
+        # Only for invoices that changed: a legacy invoice is a sale order, whose rows and payment (the status
+        # P) are saved with it, moving DATE_UPDATE; nothing changes it behind its back, unlike a smart
+        # invoice's payments.
+        refresh = sorted(i for i, r in changed.items() if not r["is_recurring"])
+        # the opening batch read the first of them already
+        ask = [i for i in refresh if i not in portal.legacy_gets and i not in portal.gone["lg"]]
+        read = [(i, portal.legacy_gets[i]) for i in refresh if i in portal.legacy_gets]
         rows: list[dict] = []
-        for invoice_id, result in client.per_item("crm.invoice.get", lambda i: {"id": i}, refresh,
-                                                  missing_ok=frozenset({"", "NOT_FOUND"})):
+        for invoice_id, result in chain_answers(read, client.per_item("crm.invoice.get", lambda i: {"id": i}, ask,
+                                                                      missing_ok=GONE)):
             product_rows = (result or {}).get("PRODUCT_ROWS") if isinstance(result, dict) else None
             if not isinstance(product_rows, list):
                 raise SourceError(SOURCE_NAME, f"crm.invoice.get for invoice {invoice_id} has no PRODUCT_ROWS list.",
@@ -355,15 +303,9 @@ def bitrix24_source(
                 rows = []
         if rows:
             yield _to("legacy_invoice_product_rows", rows)
-        live = None
-        if first_run:
-            live = set(changed)
-        elif _sweep_due(state, delete_sweep_hours, run_at):
-            live = {int(r["ID"]) for page in client.list_by_id("crm.invoice.list", {"select": ["ID"]}, "ID", None,
-                                                                chain=chain) for r in page}
-        closed = portal.closed("INVOICE_STATUS")
-        marks = finish(state, "legacy", changed, closed, "status_id", live)
-        state["open_ids"] = sorted(set(state["open_ids"]) - templates)
+        finish(state, changed)
+        state.pop("open_ids", None)  # kept by earlier versions, which re-read open legacy invoices
+        marks = deletions(state, "legacy", set(changed), live, run_at)
         if marks:
             yield _to("invoice_deletions", marks)
 
