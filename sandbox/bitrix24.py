@@ -474,7 +474,7 @@ class Bitrix24Provider:
 
     def _currency_list(self, params: dict) -> dict:
         rows = []
-        for n, code in enumerate(("RUB", "USD", "EUR", "CNY"), start=1):
+        for n, code in enumerate(R.portal_currencies(self.world), start=1):
             nominal = R.CURRENCY_NOMINAL[code]
             amount = self.world.rate(code, self.world.today) * nominal
             base = code == self.portal.base_currency

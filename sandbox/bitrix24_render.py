@@ -44,7 +44,15 @@ def smart_stages(category_id: int) -> list[Stage]:
 LEGACY_STATUSES = [Stage("N", "Новый", 100, None), Stage("S", "Отправлен", 110, None),
                    Stage("A", "Подтверждён", 120, None), Stage("P", "Оплачен", 130, "S"),
                    Stage("D", "Отклонён", 140, "F")]
-CURRENCY_NOMINAL = {"RUB": 1, "USD": 1, "EUR": 1, "CNY": 10}  # AMOUNT_CNT: CNY is quoted per 10 yuan
+# AMOUNT_CNT: CNY is quoted per 10 yuan, JPY and KZT per 100, VND, IRR and VEF per 10,000 (AMOUNT has 4
+# decimals, so a rate of 0.000001 is AMOUNT 0.0100 per 10,000).
+CURRENCY_NOMINAL = {"RUB": 1, "USD": 1, "EUR": 1, "CNY": 10, "JPY": 100, "KZT": 100, "VND": 10000, "IRR": 10000,
+                    "VEF": 10000, "XTS": 1}
+
+
+def portal_currencies(world: World) -> list[str]:
+    """The portal's currency list: RUB (the base) and every currency the world keeps rates for."""
+    return [code for code in CURRENCY_NOMINAL if code == "RUB" or world.has_rate(code)]
 VAT_SHARE = Decimal(100)
 
 

@@ -182,6 +182,10 @@ class World:
             on -= timedelta(days=1)
         return self.rates[(currency, on)]
 
+    def has_rate(self, currency: str) -> bool:
+        """Whether the world keeps rates for ``currency`` (RUB is the unit every rate is expressed in)."""
+        return currency == "RUB" or any((currency, day) in self.rates for day in (self.today, date(2025, 1, 1)))
+
     def live(self, system: str) -> list[Invoice]:
         return [inv for inv in self.invoices[system] if not inv.deleted]
 
