@@ -99,7 +99,9 @@ def normalise_invoice(world: World, inv: Invoice, default_currency: str = "RUB")
         return inv.extra["oo"]
     rnd = random.Random(f"{world.seed}:onlyoffice:{inv.id}")
     original_gross = inv.totals()[2]
-    if inv.id % 11 == 0:
+    # boundary invoices (World.plant_boundaries) keep their lines exactly: no levies, discounts or extra lines
+    exact = inv.extra.get("exact_lines", False)
+    if inv.id % 11 == 0 and not exact:
         # Rounding edge cases the UI produces all the time: 0.5 h x 10.01 = 5.005 and 12.25 x 10 % = 1.225,
         # where banker's rounding (the server's) and half-up differ by a kopeck.
         inv.lines.append(Line("Консультация, полчаса", Decimal("0.5"), Decimal("10.01"), Decimal("10"), False))
@@ -119,6 +121,8 @@ def normalise_invoice(world: World, inv: Invoice, default_currency: str = "RUB")
         elif roll < 0.13:
             tax1, tax2 = NON_VAT_TAX, tax1  # the VAT in the second slot
         discount = Decimal(rnd.choice(["5", "7.5", "12.5", "25", "33.33"])) if rnd.random() < 0.12 else Decimal(0)
+        if exact:
+            tax1, tax2, discount = VAT_TAX_BY_RATE.get(line.vat_rate, 0) if line.vat_rate is not None else 0, 0, Decimal(0)
         lines.append(OOLine(inv.id * 100 + idx + 1, item_id_for(line.name), tax1, tax2, discount, idx))
     if inv.status == "draft":
         status = DRAFT
@@ -128,8 +132,11 @@ def normalise_invoice(world: World, inv: Invoice, default_currency: str = "RUB")
         status = PAID
     else:
         status = SENT  # no partial payments in ONLYOFFICE: part-paid invoices stay Billed
-    st = OOState(status, exchange_rate(world, inv.currency, inv.issue_date, default_currency), lines,
-                 next_line=len(lines))
+    # the rate typed on the invoice when the world says so (stored with 2 decimals), else the pre-filled one
+    typed = inv.extra.get("exchange_rate")
+    rate = q2(typed, ROUND_HALF_UP) if typed is not None else exchange_rate(world, inv.currency, inv.issue_date,
+                                                                           default_currency)
+    st = OOState(status, rate, lines, next_line=len(lines))
     inv.extra["oo"] = st
     return st
 
