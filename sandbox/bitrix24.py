@@ -117,6 +117,7 @@ class Bitrix24Provider:
         self.refresh_tokens = {self.portal.refresh_token}
         self.access_tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self.refreshes = 0
+        self.expire_in_batch_after: int | None = None  # the next batch's token expires after this many commands
         self._lock = threading.Lock()
         R.assign_kinds(world)
         templates = sorted(i.id for i in world.invoices["bitrix24"] if i.kind == "template")
@@ -172,6 +173,30 @@ class Bitrix24Provider:
         inv.payments.append(Payment(on or self.world.today, amount, "ui"))
         if R.stage_of(inv) != before:
             self.touch(inv)
+
+    def add_invoice(self, kind: str = "smart") -> Invoice:
+        """A new invoice typed in the UI, issued today, with the lines of an existing one of that kind."""
+        like = next(i for i in self.world.invoices["bitrix24"] if i.kind == kind and not i.deleted)
+        now = self.now()
+        inv = Invoice("bitrix24", self.world.next_invoice_id("bitrix24"), f"N-{len(self.world.invoices['bitrix24'])}",
+                      like.client_id, like.deal_id, now, self.world.today, self.world.today + timedelta(days=10),
+                      like.currency, [R.Line(ln.name, ln.quantity, ln.unit_price, ln.vat_rate, ln.vat_included)
+                                      for ln in like.lines], kind=kind)
+        inv.updated_at = now
+        inv.extra.update(b24_recurring_id=None, **({"b24_category": like.extra.get("b24_category", 3)}
+                                                    if kind == "smart" else {}))
+        self.world.invoices["bitrix24"].append(inv)
+        return inv
+
+    def revoke_app(self) -> None:
+        """An admin uninstalls the app (or revokes its access): every token stops working."""
+        with self._lock:
+            self.access_tokens.clear()
+            self.refresh_tokens.clear()
+
+    def rotate_webhook_secret(self, secret: str = "sbxRotated0secret") -> None:
+        """An admin edits the inbound webhook: its secret rotates, the old URL answers NO_AUTH_FOUND."""
+        self.portal.webhook_secret = secret
 
     def expire_access_tokens(self) -> None:
         with self._lock:
@@ -295,8 +320,14 @@ class Bitrix24Provider:
         if len(cmd) > PAGE:
             raise BitrixError("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded", 400)
         results, errors, totals, nexts, times = {}, {}, {}, {}, {}
-        for key, line in cmd.items():
+        expire_after, self.expire_in_batch_after = self.expire_in_batch_after, None
+        for n, (key, line) in enumerate(cmd.items()):
             started = _time.time()
+            if expire_after is not None and n >= expire_after:
+                # the access token ran out while the portal worked through the batch: the later commands fail
+                self.expire_access_tokens()
+                errors[key] = {"error": "expired_token", "error_description": "The access token provided has expired."}
+                continue
             method, _, query = str(line).partition("?")
             method = method.strip("/").removesuffix(".json")
             pairs = [(k, self._resolve(v, results)) for k, v in parse_qsl(query, keep_blank_values=True)]

@@ -50,3 +50,33 @@ def assert_marts_match_truth(workdir, world) -> list[dict]:
                                    "where source_system = 'bitrix24'")
     assert diff_rows(payments, expected_payments(world), "payment_key", PAYMENT_COLUMNS) == []
     return expected
+
+
+def untouched(workdir) -> dict:
+    """The warehouse file and Bitrix24's dlt state, byte for byte (from Workdir.files_bytes)."""
+    keep = {workdir.db, workdir.data / "pipelines" / "crm_invoices_bitrix24" / "state.json"}
+    return {p: data for p, data in workdir.files_bytes().items() if p in keep}
+
+
+def assert_failed_cleanly(proc, workdir, before: dict, *messages: str) -> None:
+    """Exit 1 with a message naming Bitrix24, the cause and the fix, no traceback, and nothing written: the
+    warehouse and the state are byte-identical to ``before``."""
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "crm-invoices: Bitrix24: " in proc.stderr and " Fix: " in proc.stderr
+    for message in messages:
+        assert message in proc.stderr
+    assert untouched(workdir) == before
+
+
+def arm(provider, at: int, **faults) -> None:
+    """From the provider's request number ``at`` on (counted since ``reset_counts``), the given faults fire."""
+    fired = []
+
+    def hook(prov, request, n):
+        if n >= at and not fired:
+            fired.append(n)
+            for name, value in faults.items():
+                setattr(prov.faults, name, value)
+
+    provider.faults.on_request = hook
