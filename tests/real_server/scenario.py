@@ -22,6 +22,7 @@ TWO = Decimal("0.01")
 # cross the boundaries of 30-row pages
 INITIAL_GROUPS = [7, 45, 3, 62, 1, 1, 38, 90, 12, 50, 25, 70, 4, 33, 80]
 FIRST_DAY = date(2026, 3, 2)
+MANAGER = "manager@example.com"
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Deal:
     payer: int
     kind: str  # rub | usd | eur | ghost (owner iduser=0) | nomc (no own company: rs=0)
     vat: int
+    owner: str  # the login given to deal/add (the manager's deals list under iduser 2)
 
 
 @dataclass
@@ -81,8 +83,20 @@ class Scenario:
         return self.server.credit_rows()
 
     # --- the account --------------------------------------------------------------------------------
+    def add_manager(self) -> None:
+        """A second user, «Менеджер продаж», subordinate of the admin. The list's visibility filter then
+        becomes ``iduser IN (1, 2)``, and only then does MariaDB order ties differently per LIMIT (measured:
+        a one-user account reads complete). API v3's user/add is broken (it inserts into app_USER), so
+        the user is added as the UI would store it: a copy of the admin's row with another login and role."""
+        self.server.sql(f"""
+            insert into app_user (login, pwd, title, tip, user_post, mid, secrty, isadmin, acs_credit, tzone, identity)
+            select '{MANAGER}', pwd, 'Менеджер Петров', 'Менеджер продаж', 'Менеджер', iduser, 'yes', 'off', 'off',
+                   0, identity
+            from app_user where login = '{self.server.login}'""")
+
     def create_account(self) -> None:
         api = self.api
+        self.add_manager()
         titles = ['ООО "Ромашка"', 'АО "Вектор"', "ИП Сидоров", 'ООО "Альфа"', 'ЗАО "Бета"', "Гамма"]
         clients = [int(api.call("client/add", {"type": "client", "title": t, "territory": "Пермь"})["data"])
                    for t in titles]
@@ -93,7 +107,7 @@ class Scenario:
                                "order by id")
         course = {c: max(r["id"] for r in logs if r["idcurrency"] == c) for c in (usd, eur)}
 
-        def deal(n: int, kind: str, clid: int, payer: int, vat: int, **extra) -> Deal:
+        def deal(n: int, kind: str, clid: int, payer: int, vat: int, user: str | None = None, **extra) -> Deal:
             body = {"title": f"Сделка R{n:02d}", "clid": clid, "payer": payer, "kol": 5_000_000,
                     "datum_plan": "2026-12-31", "step": "40",
                     "speka": [{"artikul": f"S-R{n:02d}", "title": f"Услуги по сделке R{n:02d}", "tip": 1,
@@ -101,20 +115,23 @@ class Scenario:
                                "nds": vat}], **extra}
             if kind != "nomc":
                 body["mcid"] = 1
+            if user:
+                body["user"] = user
             did = int(api.call("deal/add", body)["data"])
-            return Deal(did, clid, payer, kind, vat)
+            return Deal(did, clid, payer, kind, vat, user or self.server.login)
 
         # the first deal of a fresh account without mcid gets mcid=0: its invoices carry rs=0
         self.deals.append(deal(0, "nomc", clients[0], clients[0], 0))
         for n in range(1, 31):
             clid = clients[n % len(clients)]
             payer = clients[(n + 1) % len(clients)] if n % 7 == 0 else clid  # some deals: payer != client
-            self.deals.append(deal(n, "rub", clid, payer, 20 if n % 5 else 0))
+            # a quarter of the deals belong to the manager
+            self.deals.append(deal(n, "rub", clid, payer, 20 if n % 5 else 0, MANAGER if n % 4 == 1 else None))
         self.deals.append(deal(31, "usd", clients[1], clients[1], 20, idcurrency=usd, idcourse=course[usd]))
-        self.deals.append(deal(32, "usd", clients[2], clients[2], 20, idcurrency=usd, idcourse=course[usd]))
+        self.deals.append(deal(32, "usd", clients[2], clients[2], 20, MANAGER, idcurrency=usd, idcourse=course[usd]))
         self.deals.append(deal(33, "eur", clients[3], clients[3], 20, idcurrency=eur, idcourse=course[eur]))
         # a login that does not exist: SalesMan stores the deal with iduser=0 (invisible to invoice/list)
-        self.deals.append(deal(34, "ghost", clients[4], clients[4], 20, user="nobody@example.com"))
+        self.deals.append(deal(34, "ghost", clients[4], clients[4], 20, "nobody@example.com"))
 
     @property
     def visible_deals(self) -> list[Deal]:

@@ -155,6 +155,7 @@ def test_first_sync_of_an_account_full_of_ties(story: Story):
                                "tie_groups_across_pages": [(d, n, p) for d, n, p in crossing if n >= 10]}
     # the account holds what this suite is about
     assert math.ceil(len(visible) / PAGE) >= 15
+    assert {1, 2} <= {r["iduser"] for r in visible}  # rows of two users: the list's filter is iduser IN (1, 2)
     assert sum(1 for _, n, _ in crossing if n >= 24) >= 3  # tie groups of dozens straddling page boundaries
     assert Counter(groups.values())[2] >= 20 and Counter(groups.values())[3] >= 10  # 2- and 3-row invoices
     assert {"on", "no", "yes", ""} <= {r["do"] for r in rows}
