@@ -25,6 +25,12 @@ def last_failure_from_trace(pipeline_name: str) -> tuple[datetime | None, str] |
     if not failed:
         return None
     step = failed[-1]
-    # the first line names the CRM and the cause; the rest is dlt's stack of wrappers
-    cause = str(step.step_exception).strip().splitlines()[0][:400]
-    return step.finished_at or trace.finished_at, redact_text(f"{step.step}: {cause}")
+    # dlt wraps the source's own error (which names the CRM, the cause and the fix) in its step errors: the
+    # innermost exception trace is that error; the wrapper's text ends with it when there are no traces
+    traces = getattr(step, "exception_traces", None) or []
+    cause = traces[-1].get("message") if traces else None
+    if not cause:
+        lines = [line for line in str(step.step_exception).strip().splitlines() if line.strip()]
+        cause = lines[-1] if lines else "unknown error"
+    cause = cause.split("caused an exception: ")[-1]
+    return step.finished_at or trace.finished_at, redact_text(f"{cause[:600]} (dlt step: {step.step})")
