@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -71,6 +73,10 @@ class OnlyofficePortal:
     total_cache_seconds: float = 30.0
     throttle_next: int = 0  # the next N requests get the cloud's 503 with Retry-After
     retry_after: int = 1
+    # The cloud's limit (basic-concepts.md): more than rate_limit requests within rate_window seconds answer
+    # 503 with Retry-After = the seconds until the oldest counted request leaves the window. 0 = off (self-hosted).
+    rate_limit: int = 0
+    rate_window: float = 10.0
     login_attempts: int = 5  # BruteForceLoginManager: more failures than this within a minute lock the login
 
 
@@ -86,6 +92,9 @@ class OnlyofficeProvider:
         self.taxes: dict[int, Tax] = default_taxes()
         self.tokens: set[str] = {self.portal.token}
         self.failures: dict[str, list[float]] = {}
+        self.expired: set[str] = set()  # tokens that were valid once (an expired token is refused like any other)
+        self.throttled = 0  # 503s answered for the rate limit or throttle_next
+        self._window: deque[float] = deque()  # times of the requests the rate limit counted
         self._total_cache: tuple[int, float] | None = None
         normalise_world(world, self.portal.default_currency)
 
@@ -99,6 +108,30 @@ class OnlyofficeProvider:
     def revoke_tokens(self) -> None:
         """"Log out of all sessions": every issued token stops working (the configured one too)."""
         self.tokens.clear()
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far reaches its ``expires`` now; the portal answers 401 for it from here on."""
+        self.expired |= self.tokens
+        self.tokens.clear()
+
+    def change_password(self, password: str) -> None:
+        """A password change bumps the user's session index: the old password and every token stop working."""
+        self.portal.password = password
+        self.revoke_tokens()
+
+    def call(self, method: str, route: str, payload: dict | None = None) -> dict:
+        """An API call made in-process (from an ``on_request`` hook: no HTTP, not counted, no faults), as the
+        web UI or another API client would make it between the source's requests."""
+        basic = base64.b64encode(f"{self.portal.username}:{self.portal.password}".encode()).decode()
+        request = Request(method, f"{self.prefix}crm/{route}", {}, {"Authorization": f"Basic {basic}",
+                                                                     "Content-Type": "application/json"},
+                          json.dumps(payload or {}, default=str).encode())
+        with self.world.lock:
+            response = self._serve(request)
+        body = json.loads(response.body)
+        if response.status >= 400:
+            raise AssertionError(f"{method} {route}: HTTP {response.status} {body}")
+        return body["response"]
 
     @property
     def supports_sort_by_id(self) -> bool:
@@ -123,10 +156,14 @@ class OnlyofficeProvider:
                 "SOURCES__ONLYOFFICE__PASSWORD": self.portal.password, "SOURCES__ONLYOFFICE__ACCOUNT": "sandbox"}
 
     def handle(self, request: Request) -> Response:
-        if self.portal.throttle_next > 0:
-            self.portal.throttle_next -= 1
+        wait = self._throttle()
+        if wait is not None:
+            self.throttled += 1
             return Response(503, b"<html><body>503 Service Temporarily Unavailable</body></html>",
-                            {"Content-Type": "text/html", "Retry-After": str(self.portal.retry_after)})
+                            {"Content-Type": "text/html", "Retry-After": str(wait)})
+        return self._serve(request)
+
+    def _serve(self, request: Request) -> Response:
         route = self.route(request)
         if route == "authentication":
             return self._authenticate(request) if request.method == "POST" else wire.error(405, "Method not allowed")
@@ -171,6 +208,21 @@ class OnlyofficeProvider:
                 inv.deleted = True
                 return wire.envelope(body)
         raise _ApiError(404, "Not found")
+
+    def _throttle(self) -> int | None:
+        """Retry-After seconds when the cloud's edge refuses this request, else None (and it is counted)."""
+        if self.portal.throttle_next > 0:
+            self.portal.throttle_next -= 1
+            return self.portal.retry_after
+        if not self.portal.rate_limit:
+            return None
+        now = time.monotonic()
+        while self._window and now - self._window[0] >= self.portal.rate_window:
+            self._window.popleft()
+        if len(self._window) >= self.portal.rate_limit:  # refused requests are not counted (nginx limit_req)
+            return max(1, math.ceil(self._window[0] + self.portal.rate_window - now))
+        self._window.append(now)
+        return None
 
     # ---- auth --------------------------------------------------------------------------------------------
     def _authorized(self, request: Request) -> bool:

@@ -14,6 +14,7 @@ they are snapshotted on every run under the run date.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
@@ -23,7 +24,8 @@ import pendulum
 from dlt.sources import DltResource
 
 from ..common import deletion_marks
-from .helpers import NotFound, OnlyofficeClient, fail
+from .client import NotFound, OnlyofficeClient
+from .helpers import fail
 from .paging import scan
 from .records import invoice_record, item_record, line_records, tax_record
 from .settings import (
@@ -73,6 +75,7 @@ def onlyoffice_source(
     request_timeout: float = 60,
     request_max_attempts: int = 5,
     request_backoff_factor: float = 1.0,
+    rate_limit_waits: int = 30,
 ) -> Iterator[DltResource]:
     """Args:
         base_url: the portal's root URL, e.g. ``https://crm.example.com`` (the API is at ``/api/2.0/``).
@@ -83,6 +86,8 @@ def onlyoffice_source(
         page_size: rows per list page, at most 1000 (the portal caps larger values silently).
         detail_workers: parallel ``invoice/{id}`` calls (the cloud allows 500 requests per 10 s).
         vat_tax_pattern: regular expression on tax names that marks a tax as VAT.
+        rate_limit_waits: how often one request may wait out a 503 with Retry-After (the cloud's rate limit)
+            before the run gives up; these waits do not count as failed attempts.
     """
     if not (token or (username and password)):
         raise fail("no credentials are configured.", CREDENTIALS_FIX + ".")
@@ -94,7 +99,7 @@ def onlyoffice_source(
         raise fail(f"vat_tax_pattern is not a regular expression ({exc}).", f"fix {ENV}VAT_TAX_PATTERN.") from None
     client = OnlyofficeClient(base_url, token=token, username=username, password=password,
                               timeout=request_timeout, max_attempts=request_max_attempts,
-                              backoff_factor=request_backoff_factor)
+                              backoff_factor=request_backoff_factor, rate_limit_waits=rate_limit_waits)
     account_name = account or urlsplit(base_url).hostname or base_url
     run_at = pendulum.now("UTC")
     context = {"account": account_name}
@@ -127,11 +132,20 @@ def onlyoffice_source(
                 and (r["status_id"] == STATUS_DRAFT or seen.get(str(r["id"])) != r["_fingerprint"])]
         fetched.update(r["id"] for r in todo)
 
+        failed = threading.Event()
+
         def detail(row: dict) -> tuple[dict, list[dict] | None]:
+            if failed.is_set():
+                # the run has failed: the calls still queued would each go through every retry, and after a
+                # revoked login each would count towards the brute-force lock, before the error is reported
+                return row, None
             try:
                 return row, line_records(client.fetch(f"invoice/{row['id']}"))
             except NotFound:
                 return row, None  # deleted between the list and this call: the next snapshot marks it
+            except BaseException:
+                failed.set()
+                raise
 
         with ThreadPoolExecutor(max_workers=max(1, detail_workers)) as pool:
             results = list(pool.map(detail, todo))

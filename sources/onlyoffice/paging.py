@@ -15,7 +15,8 @@ from collections.abc import Iterator
 
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 
-from .helpers import OnlyofficeClient, fail
+from .client import OnlyofficeClient
+from .helpers import fail
 from .settings import ENV, SORT_BY_ID, SORT_FALLBACK
 
 log = logging.getLogger(__name__)
