@@ -11,9 +11,10 @@ from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from .world import SYSTEMS, World
+from .world import SYSTEMS, World, cross_rate, q2, to_reporting
 
 PROVIDER_MODULES = {"salesman": "sandbox.salesman", "bitrix24": "sandbox.bitrix24", "onlyoffice": "sandbox.onlyoffice"}
+BASE = "RUB"  # every sandbox account keeps its books in roubles
 
 
 def _module(system: str):
@@ -76,3 +77,50 @@ def exceptions(world: World, systems=SYSTEMS) -> set[tuple[str, str]]:
     numbers = {(s, i.id): i.number for s in systems for i in world.invoices[s]}
     return {(p["rule"], keys[(p["system"], numbers[(p["system"], p["id"])])])
             for p in world.planted if p["system"] in systems}
+
+
+# ---- the reporting currency ----------------------------------------------------------------------------------
+def fx_rates(world: World, system: str) -> dict[str, Decimal]:
+    """What ``int_fx_rates`` holds for one CRM after a run: currency -> rate to the base, as the CRM serves it."""
+    today = world.today
+    if system == "salesman":  # currency/list: course, base units per unit
+        from .salesman import CURRENCIES
+
+        return {code: world.rate(code, today) for code in CURRENCIES}
+    if system == "bitrix24":  # crm.currency.list: AMOUNT / AMOUNT_CNT, the base at 1
+        from .bitrix24_render import portal_currencies
+
+        return {code: world.rate(code, today) for code in portal_currencies(world)}
+    from .onlyoffice.provider import CURRENCY_INFO  # currency/rates: 2 decimals; a 0.00 rate is no rate
+
+    rates = {code: q2(world.rate(code, today) / world.rate(BASE, today)) for code in CURRENCY_INFO if code != BASE}
+    return {code: rate for code, rate in rates.items() if rate > 0}
+
+
+def rates_to_base(world: World, system: str) -> dict[str, Decimal | None]:
+    """invoice_key -> the rate of the invoice's currency to the base that the CRM carries for it (None: none)."""
+    if system == "onlyoffice":  # the invoice's own exchangeRate
+        from .onlyoffice.ledger import normalise_world, oo_id, state
+
+        normalise_world(world, BASE)
+        return {f"onlyoffice:sandbox:{oo_id(inv)}": state(inv).exchange_rate if state(inv).exchange_rate > 0 else None
+                for inv in world.invoices[system]}
+    rates = {BASE: Decimal(1)} if system == "salesman" else fx_rates(world, system)
+    return {row["invoice_key"]: rates.get(row["currency"]) for row in expected(world, "invoices", [system])}
+
+
+def reporting(world: World, currency: str, systems=SYSTEMS) -> dict[str, tuple[Decimal | None, Decimal | None]]:
+    """invoice_key -> (fx_rate_to_reporting, amount_gross_reporting) that ``fct_invoices`` must hold with the dbt
+    var ``reporting_currency`` = ``currency``: the same currency at 1; the CRM's own rate when the base is the
+    reporting currency; else the cross rate through the same CRM's rate of the reporting currency."""
+    out: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+    for system in systems:
+        own, quoted = rates_to_base(world, system), fx_rates(world, system)
+        for row in expected(world, "invoices", [system]):
+            rate = own[row["invoice_key"]]
+            if row["currency"] == currency:
+                rate = Decimal(1)
+            elif BASE != currency:
+                rate = cross_rate(rate, quoted[currency]) if rate is not None and currency in quoted else None
+            out[row["invoice_key"]] = (rate, None if rate is None else to_reporting(row["amount_gross"], rate))
+    return out

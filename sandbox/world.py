@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import random
 import threading
+from math import gcd
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 from typing import Literal
 
 CENT = Decimal("0.01")
@@ -33,6 +34,19 @@ CURRENCY_BASE_RATES = {  # RUB per one unit on 2025-01-01; rates drift determini
     "EUR": Decimal("98.1000"),
     "CNY": Decimal("12.4500"),
 }
+
+# World.generate(boundaries=True): currencies far from the rouble, RUB per unit on every day. Realistic: JPY, KZT,
+# VND; IRR at its open-market rate, pinned so that 1 IRR = 0.000001 USD exactly (set in generate). The ends of the
+# range the marts promise: XTS (ISO 4217's code for testing) at 1,000,000 RUB and VEF (the bolívar fuerte in its
+# last year) at 0.000001 RUB.
+BOUNDARY_RATES = {
+    "JPY": Decimal("0.59"),
+    "KZT": Decimal("0.18"),
+    "VND": Decimal("0.0036"),
+    "XTS": Decimal("1000000"),
+    "VEF": Decimal("0.000001"),
+}
+LARGEST = Decimal("999999999999.99")  # the largest amount a CRM holds (DECIMAL(18,2) marts hold far more)
 
 CLIENT_NAMES = [
     "Ромашка", "Вектор", "Северный ветер", "Лютик", "Альфа-Трейд", "Берёзка", "Гранит", "Дельта Логистик",
@@ -59,6 +73,51 @@ def q2(x: Decimal, rounding: str = ROUND_HALF_UP) -> Decimal:
 
 def standard_vat(on: date) -> Decimal:
     return Decimal("22") if on >= VAT_STANDARD_SWITCH else Decimal("20")
+
+
+# ---- the marts' money rules, in Python (models/macros/money.sql): the ground truth converts with these ------------
+def cross_rate(rate_to_base: Decimal, reporting_rate_to_base: Decimal) -> Decimal:
+    """Units of the reporting currency per unit, from two rates to the same base (``fx_cross_rate``): the exact
+    quotient rounded half up once, to 8 decimals, and below 0.01 to 7 significant digits (at most 12 decimals)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        n = int(rate_to_base.quantize(Decimal("1E-8"), ROUND_HALF_UP).scaleb(8))
+        d = int(reporting_rate_to_base.quantize(Decimal("1E-8"), ROUND_HALF_UP).scaleb(8))
+        truncated = Decimal(n * 10**13 // d).scaleb(-13)  # truncating one digit further rounds the same
+        for floor, scale in ((Decimal("0.01"), 8), (Decimal("0.001"), 9), (Decimal("0.0001"), 10),
+                             (Decimal("0.00001"), 11)):
+            if truncated >= floor:
+                return truncated.quantize(Decimal(1).scaleb(-scale), ROUND_HALF_UP)
+        return truncated.quantize(Decimal("1E-12"), ROUND_HALF_UP)
+
+
+def to_reporting(amount: Decimal, rate: Decimal) -> Decimal:
+    """An amount at a rate (``to_reporting``): the exact product, rounded half up (away from zero) once."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        return (amount * rate).quantize(CENT, ROUND_HALF_UP)
+
+
+def half_kopeck_amount(rate: Decimal, at_least: Decimal = Decimal("100")) -> Decimal | None:
+    """The smallest amount >= ``at_least`` whose conversion at ``rate`` lands exactly on half a kopeck after an
+    even one (x.xx5 with an even x.xx), so half up and half even round it differently; None if no amount can."""
+    exponent = rate.normalize().as_tuple().exponent
+    scale = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    if scale == 0:
+        return None  # a whole rate never makes a fraction of a kopeck
+    m, big = int(rate.scaleb(scale)), 10**scale
+    half = 5 * 10 ** (scale - 1)  # amount (in kopecks) x m ends in ...5000 at the rate's scale
+    g = gcd(m, big)
+    if half % g:
+        return None
+    step = big // g
+    c = (half // g) * pow(m // g, -1, step) % step
+    c += step * max(0, -(-(int(at_least * 100) - c) // step))
+    for _ in range(20):
+        if (c * m // big) % 2 == 0:
+            return Decimal(c).scaleb(-2)
+        c += step
+    return None
 
 
 @dataclass
@@ -166,6 +225,8 @@ class World:
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     # reconciliation exceptions planted on purpose: {"rule", "system", "id"} (see plant_anomalies)
     planted: list[dict] = field(default_factory=list)
+    # money boundaries (see plant_boundaries): {"case", "system", "id", "reporting"}
+    boundaries: list[dict] = field(default_factory=list)
 
     # ---- lookups -------------------------------------------------------------------------------------
     def client(self, client_id: int) -> Client:
@@ -206,6 +267,7 @@ class World:
         clients: int = 30,
         today: date = date(2026, 11, 20),
         anomalies: bool = False,
+        boundaries: bool = False,
     ) -> World:
         counts = {"salesman": 90, "bitrix24": 90, "onlyoffice": 90}
         counts.update(invoices or {})
@@ -230,6 +292,17 @@ class World:
                 drift = Decimal(rnd.randint(-60, 60)) / Decimal(10000)
                 value = (value * (1 + drift)).quantize(Decimal("0.0001"))
                 day += timedelta(days=1)
+        if boundaries:
+            # Today's rates with 2 decimals, so every CRM stores them exactly (ONLYOFFICE keeps 2 decimals) and
+            # the half-kopeck amounts below are ties in each of them.
+            for code in CURRENCY_BASE_RATES:
+                if code != "RUB":
+                    rates[(code, today)] = q2(rates[(code, today)])
+            extra = dict(BOUNDARY_RATES, IRR=rates[("USD", today)] * Decimal("0.000001"))
+            day = date(2025, 1, 1)
+            while day <= today + timedelta(days=60):
+                rates.update({(code, day): value for code, value in extra.items()})
+                day += timedelta(days=1)
 
         world = cls(seed=seed, today=today, clients=client_list, deals=[], rates=rates,
                     invoices={s: [] for s in SYSTEMS})
@@ -245,6 +318,8 @@ class World:
                 world.invoices[system].append(world._random_invoice(rnd, system, start, span))
         if anomalies:
             world.plant_anomalies()
+        if boundaries:
+            world.plant_boundaries()
         return world
 
     def plant_anomalies(self) -> list[dict]:
@@ -313,7 +388,7 @@ class World:
             plant("paid_without_payments", inv)
         inv = pick("bitrix24")
         if inv is not None:  # a currency the portal keeps no rate for
-            inv.currency = "KZT"
+            inv.currency = next(code for code in ("KZT", "AMD") if not self.has_rate(code))
             plant("missing_fx_rate", inv)
         for other in ("bitrix24", "onlyoffice"):  # same number, same client, another amount, another CRM
             ours, theirs = pick("salesman"), pick(other)
@@ -325,6 +400,89 @@ class World:
             plant("cross_system_amount_mismatch", ours)
             plant("cross_system_amount_mismatch", theirs)
         return self.planted
+
+    def reporting_rate(self, currency: str, reporting: str) -> Decimal:
+        """What the marts convert ``currency`` into ``reporting`` at for an invoice issued today, in every
+        sandbox CRM (all keep their books in RUB; a boundary world's rates of today are exact in each)."""
+        if currency == reporting:
+            return Decimal(1)
+        rate = self.rate(currency, self.today)
+        return rate if reporting == "RUB" else cross_rate(rate, self.rate(reporting, self.today))
+
+    def plant_boundaries(self) -> list[dict]:
+        """Invoices at the edges of what the marts must convert exactly, issued today in every CRM: the largest
+        amounts (999,999,999,999.99) at the largest and smallest rates (1,000,000 and 0.000001) and in IRR, VND,
+        KZT and JPY; credit notes (negative totals) and a zero total; amounts whose conversion into RUB, USD or
+        EUR lands exactly on half a kopeck (recorded with that reporting currency), positive and negative.
+        ONLYOFFICE keeps exchange rates with 2 decimals (at most 99,999,999.99) and prices up to 99,999,999.99,
+        and its sandbox portal knows RUB, USD, EUR and CNY only: its boundaries are typed rates on the invoice."""
+        today = self.today
+        created = datetime.combine(today, time(9), tzinfo=UTC)
+
+        def add(system: str, case: str, currency: str, lines: list[Line], reporting: str | None = None,
+                paid: bool = False, rate: Decimal | None = None) -> Invoice:
+            inv_id = self.next_invoice_id(system)
+            deal = self.deals[len(self.boundaries) % len(self.deals)]
+            inv = Invoice(system, inv_id, f"{NUMBER_PREFIX[system]}{1000 + inv_id}", deal.client_id, deal.id,
+                          created, today, today + timedelta(days=10), currency, lines, updated_at=created)
+            # exact lines (no generated levies or discounts), and never a recurring template
+            inv.extra.update(exact_lines=True, planted=[f"boundary: {case}"])
+            if rate is not None:
+                inv.extra["exchange_rate"] = rate  # typed on the invoice (ONLYOFFICE)
+            if paid:
+                inv.payments.append(Payment(today, inv.totals()[2], "ui"))
+            self.invoices[system].append(inv)
+            self.boundaries.append({"case": case, "system": system, "id": inv.id, "reporting": reporting})
+            if inv.totals()[2] <= 0:
+                self.planted.append({"rule": "non_positive_total", "system": system, "id": inv.id})
+            return inv
+
+        def one(amount: Decimal, vat: Decimal | None = None) -> list[Line]:
+            return [Line("Граничный случай", Decimal(1), amount, vat, vat_included=True)]
+
+        def ties(system: str, pairs: list[tuple[str, str]]) -> None:
+            for currency, reporting in pairs:
+                amount = half_kopeck_amount(self.reporting_rate(currency, reporting))
+                if amount is None:
+                    raise ValueError(f"no half-kopeck amount for {currency} -> {reporting} at today's rates")
+                add(system, f"half a kopeck {currency} -> {reporting}", currency, one(amount), reporting)
+                add(system, f"half a kopeck {currency} -> {reporting}, credit note", currency, one(-amount),
+                    reporting)
+
+        vat = Decimal("22")
+        # SalesMan: every amount in the account's base currency (RUB); reporting currencies through currency/list
+        add("salesman", "largest amount, VAT 22 %, paid", "RUB", one(LARGEST, vat), paid=True)
+        add("salesman", "largest credit note", "RUB", one(-LARGEST, vat))
+        add("salesman", "zero total", "RUB", one(Decimal("0.00"), vat))
+        ties("salesman", [("RUB", "USD"), ("RUB", "EUR")])
+        # Bitrix24: any currency in the portal's list, at the current rate (AMOUNT / AMOUNT_CNT)
+        add("bitrix24", "largest amount at the largest rate (XTS 1,000,000)", "XTS", one(LARGEST))
+        add("bitrix24", "largest credit note at the largest rate", "XTS", one(-LARGEST))
+        add("bitrix24", "largest amount at the smallest rate (VEF 0.000001), VAT 22 %, paid", "VEF",
+            one(LARGEST, vat), paid=True)
+        for code in ("IRR", "VND", "KZT", "JPY"):
+            add("bitrix24", f"largest amount in {code}", code, one(LARGEST, vat))
+        add("bitrix24", "largest amount in RUB, VAT 22 %", "RUB", one(LARGEST, vat))
+        add("bitrix24", "zero total", "JPY", one(Decimal("0.00")))
+        ties("bitrix24", [("KZT", "RUB"), ("JPY", "RUB"), ("IRR", "RUB"), ("RUB", "USD"), ("JPY", "USD"),
+                          ("IRR", "EUR"), ("RUB", "EUR")])
+        # ONLYOFFICE: net prices up to 99,999,999.99 with taxes on top, and the rate typed on each invoice
+        top = Decimal("99999999.99")
+        big = [Line("Граничный случай", Decimal(10000), top, None, False),
+               Line("Граничный случай", Decimal(1), Decimal("99.99"), None, False)]  # 999,999,999,999.99
+        add("onlyoffice", "largest amount at the largest rate (typed 1,000,000.00)", "CNY", big,
+            rate=Decimal("1000000"))
+        add("onlyoffice", "largest amount at the smallest rate it stores (typed 0.01), paid", "USD",
+            [Line(ln.name, ln.quantity, ln.unit_price, None, False) for ln in big], paid=True, rate=Decimal("0.01"))
+        add("onlyoffice", "near-largest amount in RUB, VAT 22 % on top", "RUB",
+            [Line("Граничный случай", Decimal("8196.72"), top, vat, False)])
+        add("onlyoffice", "credit note", "EUR", [Line("Возврат", Decimal(1), Decimal("-12345.67"), vat, False)])
+        add("onlyoffice", "zero total", "RUB", [Line("Граничный случай", Decimal(1), Decimal("0.00"), None, False)])
+        inv = add("onlyoffice", "a rate typed below half a kopeck is stored as 0.00", "CNY",
+                  [Line("Граничный случай", Decimal(1), Decimal("1000.00"), None, False)], rate=Decimal("0.004"))
+        self.planted.append({"rule": "missing_fx_rate", "system": "onlyoffice", "id": inv.id})
+        ties("onlyoffice", [("USD", "RUB"), ("CNY", "RUB"), ("RUB", "USD"), ("RUB", "EUR")])
+        return self.boundaries
 
     def _random_invoice(self, rnd: random.Random, system: str, start: date, span: int) -> Invoice:
         inv_id = self.next_invoice_id(system)

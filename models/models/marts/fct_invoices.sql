@@ -26,13 +26,12 @@ converted as (
     select
         invoices.*,
         -- the rate each source carries; no silent 1:1 when a rate is missing (null, and an exception row).
-        -- A cross rate divides two decimals, which some engines (DuckDB) compute as a double: it is rounded
-        -- to 8 decimals, and the amount is then converted exactly with it.
+        -- A cross rate is the exact quotient of the two rates to the base, rounded once (fx_cross_rate).
         case
-            when invoices.currency = '{{ reporting }}' then {{ fx_rate('1') }}
-            when invoices.base_currency = '{{ reporting }}' then invoices.fx_rate_to_base
+            when invoices.currency = '{{ reporting }}' then {{ reporting_rate('1') }}
+            when invoices.base_currency = '{{ reporting }}' then {{ reporting_rate('invoices.fx_rate_to_base') }}
             when invoices.fx_rate_to_base is not null and reporting_rate.rate_to_base is not null
-                then {{ fx_rate('round(invoices.fx_rate_to_base / reporting_rate.rate_to_base, 8)') }}
+                then {{ fx_cross_rate('invoices.fx_rate_to_base', 'reporting_rate.rate_to_base') }}
         end as fx_rate_to_reporting,
         case
             when invoices.currency = '{{ reporting }}' then 'same currency'
@@ -70,7 +69,7 @@ select
     amount_due,
     fx_rate_to_reporting,
     fx_rate_source_used as fx_rate_source,
-    {{ money('amount_gross * fx_rate_to_reporting') }} as amount_gross_reporting,
+    {{ to_reporting('amount_gross', 'fx_rate_to_reporting') }} as amount_gross_reporting,
     created_at,
     is_deleted
 from converted

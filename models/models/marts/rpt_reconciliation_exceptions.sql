@@ -72,16 +72,18 @@ exceptions as (
     where line_count > 0 and lines_vat <> vat_amount
 
     union all
-    -- compared multiplied out (decimal division is a float on some engines); half a kopeck per line of rounding
+    -- compared multiplied out, in wide decimals (a decimal division is a float on some engines, and
+    -- 999,999,999,999.99 x 22 overflows 64 bits); half a kopeck of rounding either way is no mismatch
     select 'vat_rate_mismatch', 'warning', source_system, invoice_key,
         'VAT differs from amount x rate beyond rounding',
-        cast(round(amount_gross * vat_rate / (100 + vat_rate), 2) as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }})
+        cast({{ vat_in_gross('amount_gross', 'vat_rate') }} as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }})
     from checked
     -- invoices with lines are checked against their lines instead (vat_lines_mismatch): a line's VAT base can
     -- differ from its gross by non-VAT levies, which only the CRM's own line arithmetic knows
     where vat_rate is not null
         and line_count is null
-        and abs(vat_amount * (100 + vat_rate) - amount_gross * vat_rate) > 0.005 * (100 + vat_rate)
+        and abs({{ wide('vat_amount', 2) }} * (100 + {{ wide('vat_rate', 4) }}) - {{ wide('amount_gross', 2) }} * {{ wide('vat_rate', 4) }})
+            > 0.005 * (100 + {{ wide('vat_rate', 4) }})
 
     union all
     select 'paid_without_payments', 'error', source_system, invoice_key,
@@ -102,7 +104,8 @@ exceptions as (
         'payments exceed the invoice amount (overpayment to refund or allocate)',
         cast(amount_gross as {{ dbt.type_string() }}), cast(amount_paid as {{ dbt.type_string() }})
     from checked
-    where amount_paid > amount_gross
+    -- money received beyond the total; a credit note (negative total) with nothing paid is not an overpayment
+    where amount_paid > amount_gross and amount_paid > 0
 
     union all
     select 'declared_paid_not_booked', 'warning', source_system, invoice_key,

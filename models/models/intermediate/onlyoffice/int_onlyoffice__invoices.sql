@@ -43,7 +43,9 @@ select
     {{ money("case when invoices.status = 'paid' then invoices.cost else 0 end") }} as amount_paid,
     {{ money("invoices.cost - case when invoices.status = 'paid' then invoices.cost else 0 end") }} as amount_due,
     portal.default_currency as base_currency,
-    {{ fx_rate('invoices.exchange_rate') }} as fx_rate_to_base,
+    -- the portal stores the rate with 2 decimals: a currency worth less than half a kopeck (VND, IRR in a RUB
+    -- portal) is stored as 0.00, which is no rate (a missing_fx_rate exception), never a conversion to 0
+    case when invoices.exchange_rate > 0 then {{ fx_rate('invoices.exchange_rate') }} end as fx_rate_to_base,
     'onlyoffice: invoice exchangeRate (1 ' || invoices.currency || ' = rate ' || portal.default_currency
         || ', portal default currency as of ' || cast(portal.snapshot_date as {{ dbt.type_string() }}) || ')' as fx_rate_source,
     invoices.created_at,

@@ -1,16 +1,7 @@
 {{ config(enabled=var('onlyoffice_enabled', false)) }}
 
-{#- Math.Round(x, 2) in .NET rounds half to even; SQL round() rounds half away from zero. Multiplying by 0.01
-    instead of dividing by 100 keeps the value a decimal (division yields a double on DuckDB). A template with
-    an `@x` placeholder, because dbt does not allow macros to be defined inside a model. -#}
-{%- set half_even -%}
-    (case
-        when abs((@x) * 100 - trunc((@x) * 100)) = 0.5
-            then (trunc((@x) * 100) + case when mod(trunc((@x) * 100), 2) = 0 then 0 else sign(@x) end) * 0.01
-        else round(@x, 2)
-    end)
-{%- endset %}
-
+{#- The portal's own arithmetic (CalculateInvoiceCost), step by step, with its rounding (onlyoffice_round: .NET's
+    Math.Round rounds half to even) and in wide decimals: a line of 99,999,999.99 x 99,999,999.99 overflows 64 bits. -#}
 with lines as (
     select * from {{ source('onlyoffice', 'invoice_lines') }}
 ),
@@ -22,14 +13,14 @@ taxes as (
 gross as (
     select
         lines.*,
-        {{ half_even | replace('@x', 'lines.price * lines.quantity') }} as line_gross
+        {{ onlyoffice_round(wide('lines.price', 2) ~ ' * ' ~ wide('lines.quantity', 4)) }} as line_gross
     from lines
 ),
 
 net as (
     select
         gross.*,
-        gross.line_gross - {{ half_even | replace('@x', 'gross.line_gross * gross.discount * 0.01') }} as line_net
+        gross.line_gross - {{ onlyoffice_round('gross.line_gross * ' ~ wide('gross.discount', 4) ~ ' * 0.01') }} as line_net
     from gross
 ),
 
@@ -41,8 +32,8 @@ taxed as (
         coalesce(tax1.is_vat, false) as tax1_is_vat,
         coalesce(tax2.is_vat, false) as tax2_is_vat,
         -- a tax id that no longer exists counts as 0, as on the server
-        coalesce({{ half_even | replace('@x', 'net.line_net * tax1.rate * 0.01') }}, 0) as tax1_amount,
-        coalesce({{ half_even | replace('@x', 'net.line_net * tax2.rate * 0.01') }}, 0) as tax2_amount
+        coalesce({{ onlyoffice_round('net.line_net * ' ~ wide('tax1.rate', 4) ~ ' * 0.01') }}, 0) as tax1_amount,
+        coalesce({{ onlyoffice_round('net.line_net * ' ~ wide('tax2.rate', 4) ~ ' * 0.01') }}, 0) as tax2_amount
     from net
     left join taxes as tax1
         on tax1.account = net.account
