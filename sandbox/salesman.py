@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from itertools import groupby
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
@@ -35,6 +36,7 @@ BANK_ACCOUNTS = [
 RS_BY_RATE = {Decimal(a["ndsDefault"]): a["id"] for a in BANK_ACCOUNTS if a["tip"] == "bank"} | {Decimal(0): 2}
 COMPANY = "ООО \u201dБрикет Солюшн\u201d"
 CURRENCIES = {"USD": (1, "Доллар США", "$"), "EUR": (2, "Евро", "\u20ac"), "CNY": (3, "Юань", "¥")}
+TIE_ORDERS = ("stable", "shuffle", "limit_dependent")
 ORDER_MAP = {"datum": "datum", "date_create": "datum", "dateCreate": "datum", "datum_credit": "datum_credit",
              "date_plan": "datum_credit", "datePlan": "datum_credit", "invoice_date": "invoice_date",
              "date_fact": "invoice_date", "dateFact": "invoice_date", "summa_credit": "summa_credit",
@@ -70,7 +72,16 @@ class SalesmanAccount:
     timezone: str = "Asia/Yekaterinburg"  # the account zone (info datum)
     db_timezone: str | None = None  # MySQL server zone (list date_create); None = the account zone
     wrong_key_code: int = 401  # 401 on self-hosted builds (captured); the doc says 400
-    tie_order: str = "stable"  # 'stable' (as observed) or 'shuffle' (ties re-ordered on every request)
+    # How rows that tie on the sort column come back (the server has no tie-breaker):
+    # 'stable': one fixed order for every page and request (the small captured set);
+    # 'shuffle': re-ordered on every request;
+    # 'limit_dependent': ordered by a deterministic function of (row, LIMIT offset, LIMIT count), the same on
+    #   every request, as MariaDB's LIMIT optimisation does (measured on a real server with 547 rows): a tie
+    #   group that straddles a page boundary shows some rows on both pages and others on neither, every time.
+    tie_order: str = "stable"
+    # Rows created through the API in one minute share their creation time (API writes store H:i:00):
+    # > 0 folds every run of this many consecutive invoices into one creation minute (tie groups).
+    tie_group_size: int = 0
     valuta: str = "р."
 
 
@@ -111,6 +122,32 @@ def _brackets(pairs: dict[str, list[str]]) -> dict:
     return out
 
 
+def _sort_value(r: Row, column: str) -> object:
+    return {"datum": r.datum, "datum_credit": r.datum_credit, "summa_credit": r.summa,
+            "invoice": int(r.invoice) if r.invoice.isdigit() else 0,
+            "invoice_date": r.invoice_date or date.min}[column]
+
+
+def _wall(text: object) -> datetime | None:
+    """A date filter value as MySQL reads it: a date alone is that day's 00:00:00."""
+    text = str(text or "").strip()
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text if " " in text or "T" in text else f"{text} 00:00:00")
+    except ValueError:
+        return None
+
+
+def _created_filter(start: object, end: object) -> tuple[datetime | None, datetime] | None:
+    """``dateCreateStart``/``End`` as Invoice::list() builds them: both -> ``datum BETWEEN S AND E``;
+    End alone -> ``datum < E``; Start alone compares with an empty variable and filters nothing."""
+    low, high = _wall(start), _wall(end)
+    if high is None:
+        return None
+    return low, high
+
+
 def _clean(params: dict) -> dict:
     """``Cleaner()`` on form params: quotes become typographic ones."""
     def fix(v):
@@ -136,12 +173,21 @@ class SalesmanProvider:
         self.version = 0  # bumped on every change: list orderings are cached per version
         self._cache: dict = {}
         self._rnd = random.Random(world.seed)
+        self.hidden_deals: set[int] = set()  # deals owned by iduser=0: invoice/list never shows their rows
+        if self.account.tie_order not in TIE_ORDERS:
+            raise ValueError(f"tie_order must be one of {TIE_ORDERS}, not {self.account.tie_order!r}")
         self._build_rows()
 
     # ---- world -> rows -------------------------------------------------------------------------------
     def _build_rows(self) -> None:
         later: list[tuple[date, Invoice, list[Row]]] = []
-        for inv in sorted(self.world.invoices["salesman"], key=lambda i: (i.created_at, i.id)):
+        ordered = sorted(self.world.invoices["salesman"], key=lambda i: (i.created_at, i.id))
+        size = self.account.tie_group_size
+        for start in range(0, len(ordered), size) if size > 0 else ():
+            minute = ordered[start].created_at.replace(second=0, microsecond=0)
+            for inv in ordered[start:start + size]:  # the world's truth moves with them (issue dates)
+                inv.created_at = minute
+        for inv in ordered:
             normalise_invoice(inv)
             if inv.deleted:
                 continue
@@ -210,6 +256,15 @@ class SalesmanProvider:
             if p.via != "undone" and p.amount == row.summa:
                 p.via = "undone"
                 break
+
+    def hide_deal(self, did: int) -> None:
+        """Give a deal the owner ``iduser=0`` (``deal/add`` with an unknown user login does this): its rows,
+        and rows added to it later, vanish from ``invoice/list`` but stay in ``deal/list``."""
+        self.changed()
+        self.hidden_deals.add(did)
+        for row in self.rows.values():
+            if row.did == did:
+                row.iduser = 0
 
     # ---- protocol --------------------------------------------------------------------------------------
     def method_key(self, request: Request) -> str:
@@ -292,11 +347,12 @@ class SalesmanProvider:
         unpaid_only = bool(pay.get("off")) or params.get("pay2") == "yes"
         filters = tuple((k, int(params[k])) for k in ("did", "clid", "iduser")
                         if params.get(k) not in (None, "", 0, "0"))
+        created = _created_filter(params.get("dateCreateStart"), params.get("dateCreateEnd"))
         shuffle = self.account.tie_order == "shuffle"
-        key = (column, descending, paid_only, unpaid_only, filters)
+        key = (column, descending, paid_only, unpaid_only, filters, created)
         rows = None if shuffle else self._cache.get(key)
         if rows is None:
-            rows = self._ordered(column, descending, paid_only, unpaid_only, filters, shuffle)
+            rows = self._ordered(column, descending, paid_only, unpaid_only, filters, created, shuffle)
             self._cache[key] = rows
         n = self.account.page_size
         count = len(rows)
@@ -305,7 +361,10 @@ class SalesmanProvider:
         except (TypeError, ValueError):
             offset = 0
         page = offset if offset > 0 else 1
-        chunk = rows[(page - 1) * n: page * n]
+        if self.account.tie_order == "limit_dependent":
+            chunk = self._limit_window(rows, column, (page - 1) * n, n)
+        else:
+            chunk = rows[(page - 1) * n: page * n]
         groups = self._cache.get("groups")
         if groups is None:
             groups = {}
@@ -318,23 +377,41 @@ class SalesmanProvider:
                                                    "tuda": "DESC" if descending else "", "valuta": self.account.valuta,
                                                    "count": count}, "count": count})
 
-    def _ordered(self, column, descending, paid_only, unpaid_only, filters, shuffle) -> list[Row]:
+    def _ordered(self, column, descending, paid_only, unpaid_only, filters, created, shuffle) -> list[Row]:
         rows = [r for r in self.rows.values() if r.iduser]  # rows of user 0 are never listed
         for key, value in filters:
             rows = [r for r in rows if getattr(r, key) == value]
         if paid_only != unpaid_only:
             rows = [r for r in rows if (r.do == "on") == paid_only]
+        if created is not None:  # compared with the wall time of the database server's zone
+            low, high = created
+            zone = self._zone(db=True)
+            walls = {r.crid: r.datum.astimezone(zone).replace(tzinfo=None) for r in rows}
+            rows = [r for r in rows if (low is None or low <= walls[r.crid]) and
+                    (walls[r.crid] < high if low is None else walls[r.crid] <= high)]
         # No tie-breaker on the server: ties come back in an arbitrary order, stable or not by config.
         salt = self._rnd.random() if shuffle else 0.5
         rows.sort(key=lambda r: hash((r.crid * 7919, salt)))
-
-        def sort_key(r: Row):
-            return {"datum": r.datum, "datum_credit": r.datum_credit, "summa_credit": r.summa,
-                    "invoice": int(r.invoice) if r.invoice.isdigit() else 0,
-                    "invoice_date": r.invoice_date or date.min}[column]
-
-        rows.sort(key=sort_key, reverse=descending)
+        rows.sort(key=lambda r: _sort_value(r, column), reverse=descending)
         return rows
+
+    @staticmethod
+    def _limit_window(rows: list[Row], column: str, start: int, n: int) -> list[Row]:
+        """``LIMIT start, n`` where tied rows are ordered by a function of (row, start, n): the tie groups
+        cut by the window's edges are re-ordered for this window alone, so a row of a group that straddles
+        a page boundary can come on both pages and another on neither, the same on every request."""
+        if start >= len(rows):
+            return []
+        end = min(start + n, len(rows))
+        lo, hi = start, end
+        while lo > 0 and _sort_value(rows[lo - 1], column) == _sort_value(rows[start], column):
+            lo -= 1
+        while hi < len(rows) and _sort_value(rows[hi], column) == _sort_value(rows[end - 1], column):
+            hi += 1
+        span: list[Row] = []
+        for _value, group in groupby(rows[lo:hi], key=lambda r: _sort_value(r, column)):
+            span.extend(sorted(group, key=lambda r: hash((r.crid, start, n))))
+        return span[start - lo: end - lo]
 
     def _list_row(self, r: Row, group: list[Row]) -> dict:
         local = r.datum.astimezone(self._zone(db=True))
@@ -437,6 +514,7 @@ class SalesmanProvider:
         pay_day = date.fromisoformat(str(params["date.do"])) if params.get("date.do") else now_local.date()
         row = Row(crid=0, world_id=inv.id, did=deal.id, clid=deal.client_id, invoice=number,
                   datum=inv.created_at, datum_credit=plan, summa=summa, nds=nds, rs=rs,
+                  iduser=0 if deal.id in self.hidden_deals else 1,
                   contractnum=params.get("contract"), tip=TIPS.get(str(params.get("tip") or "ioffer"),
                                                                    str(params.get("tip") or "Счет-договор")))
         if express:
@@ -499,7 +577,8 @@ class SalesmanProvider:
         data = []
         for d in chunk:
             item = {"did": d.id, "uid": None, "datum": d.created.isoformat(), "datum_izm": None, "clid": d.client_id,
-                    "clientTitle": self.world.client(d.client_id).name, "title": d.title, "mcid": 1, "iduser": 1,
+                    "clientTitle": self.world.client(d.client_id).name, "title": d.title, "mcid": 1,
+                    "iduser": 0 if d.id in self.hidden_deals else 1,
                     "payer": d.client_id, "kol": php_number(sum((r.summa for r in by_deal[d.id]), Decimal(0))),
                     "close": "no", "datum_close": None}
             if with_invoices:

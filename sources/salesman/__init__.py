@@ -19,7 +19,8 @@ import pyarrow as pa
 from dlt.sources import DltResource
 
 from ..common import deletion_marks, money
-from .helpers import SalesmanClient, fetch_details, list_row_record, parse_date, scan_invoice_list
+from .helpers import SalesmanClient, info_record, list_row_record, parse_date, scan_invoice_list
+from .listing import DealIndex, ListRepair, fetch_details, hidden_list_row, hidden_rows
 from .settings import DEAL_PAGE_SIZE, MONEY, RATE
 
 ROW_COLUMNS = {
@@ -94,6 +95,7 @@ def salesman_source(
     request_timeout: float = 60,
     request_max_attempts: int = 5,
     request_backoff_factor: float = 1.0,
+    parallel_requests: int = 4,
 ) -> Iterator[DltResource]:
     """Args:
         base_url: the CRM's root URL (the API is at ``<base_url>/developer/v3/``).
@@ -105,7 +107,12 @@ def salesman_source(
         currency: ISO 4217 code of the account's base currency (SalesMan only keeps a label such as "р.").
         account: a name for this CRM account in the warehouse; defaults to the host of ``base_url``.
         max_scan_attempts: how many times to re-read the invoice list when it changes during the read.
+        request_timeout: seconds to wait for an answer before the request is retried.
+        request_max_attempts: attempts per request (transport errors, HTTP 5xx, PHP error pages).
+        request_backoff_factor: base of the exponential wait between attempts, in seconds.
+        parallel_requests: list pages and detail calls in flight at once (1 reads one after another).
     """
+    parallel_requests = max(1, int(parallel_requests))
     for zone in (timezone, db_timezone or timezone):
         pendulum.timezone(zone)  # fail early and clearly on an unknown zone
     client = SalesmanClient(base_url, login, api_key, timeout=request_timeout,
@@ -121,28 +128,55 @@ def salesman_source(
         snapshot: which rows changed, how many (per-row or bulk details), and which ids are gone."""
         state = dlt.current.resource_state()
         known: dict[str, str] = state.get("fingerprints", {})
+        known_hidden = {int(c): d for c, d in state.get("hidden", {}).items()}
+        known_deals = {int(c): d for c, d in state.get("deals", {}).items() if int(c) not in known_hidden}
         deleted: set[int] = set(state.get("deleted_ids", []))
+        index = DealIndex(client, parallel_requests)
+        repair = ListRepair(client, index, known_deals, parallel_requests)
         result: dict = {}
         current: dict[int, str] = {}
-        deal_ids: set[int] = set()
+        deal_of: dict[int, int] = {}
         buffer: list[dict] = []
-        for scan, rows in scan_invoice_list(client, max_scan_attempts, result):
+        for scan, rows in scan_invoice_list(client, max_scan_attempts, result, parallel=parallel_requests,
+                                            repair=repair):
             for row in rows:
                 rec = list_row_record(row, timezone, scan, db_timezone)
                 rec.update(context, _extracted_at=run_at)
                 current[rec["crid"]] = rec["_fingerprint"]
-                deal_ids.add(rec["did"])
+                deal_of[rec["crid"]] = rec["did"]
                 buffer.append(rec)
             if len(buffer) >= ARROW_BATCH_ROWS:
                 yield pa.Table.from_pylist(buffer, schema=ROW_SCHEMA)
                 buffer = []
+        live: set[int] = set(result["ids"])
+
+        # Rows invoice/list never shows (deal owned by iduser=0). A first load reads every deal anyway (bulk
+        # details); later, new hidden rows leave holes among the new ids: then every deal is read again.
+        # Otherwise the hidden rows found before are read again, one by one.
+        newest = max(live | set(current), default=0)
+        everything = live | set(current) | {int(c) for c in known} | deleted | set(known_hidden)
+        if not known or any(c not in everything for c in range(state.get("max_crid", 0) + 1, newest + 1)):
+            index.read()
+        hidden = hidden_rows(client, index, live, known_hidden, parallel_requests)
+        hidden_info: dict[int, dict] = {}
+        for crid, (data, deal) in sorted(hidden.items()):
+            rec = list_row_record(hidden_list_row(data, deal, timezone, db_timezone), timezone, result["scans"],
+                                  db_timezone)
+            rec.update(context, _extracted_at=run_at)
+            current[crid], deal_of[crid], hidden_info[crid] = rec["_fingerprint"], rec["did"], data
+            buffer.append(rec)
         if buffer:
             yield pa.Table.from_pylist(buffer, schema=ROW_SCHEMA)
-        live: set[int] = result["ids"]
+        live |= set(hidden)
 
         stale = {crid: current[crid] for crid in sorted(live) if known.get(str(crid)) != current[crid]}
         fetched: set[int] = set()
-        for batch in fetch_details(client, stale, len(deal_ids), timezone):
+        # a hidden row's invoice/info is its details already
+        ready = [info_record(hidden_info[c], timezone, stale.pop(c)) for c in sorted(hidden_info) if c in stale]
+        if ready:
+            fetched.update(rec["crid"] for rec in ready)
+            yield _table(ready, "invoice_details", DETAIL_COLUMNS, context, run_at)
+        for batch in fetch_details(client, stale, len(set(deal_of.values())), timezone, index, parallel_requests):
             fetched.update(rec["crid"] for rec in batch)
             yield _table(batch, "invoice_details", DETAIL_COLUMNS, context, run_at)
 
@@ -150,10 +184,14 @@ def salesman_source(
         if marks:
             yield _table(marks, "invoice_row_deletions", DELETION_COLUMNS, context, run_at)
         # a row whose details could not be read (deleted in between) keeps no fingerprint: retried next run
-        state["fingerprints"] = {str(c): fp for c, fp in current.items()
-                                 if c in live and (c in fetched or c not in stale)}
+        keep = {c for c in live if c in fetched or c not in stale}
+        state["fingerprints"] = {str(c): current[c] for c in sorted(keep)}
+        state["deals"] = {str(c): deal_of[c] for c in sorted(keep)}
+        state["hidden"] = {str(c): deal_of[c] for c in sorted(hidden)}
+        state["max_crid"] = max(newest, state.get("max_crid", 0))
         state["deleted_ids"] = sorted(vanished)
-        state["last_scan"] = {k: v for k, v in result.items() if k != "ids"}
+        state["last_scan"] = {**{k: v for k, v in result.items() if k != "ids"}, "repair_requests": repair.requests,
+                              "hidden": len(hidden), "deals_read": index.is_read}
         state.pop("known_ids", None)
 
     @dlt.resource(name="deals", write_disposition="merge", primary_key="did",

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from itertools import islice
 
 import pendulum
 import requests as _requests
@@ -16,8 +20,6 @@ from ..common import SourceError, loads_exact, looks_like_json_object, make_sess
 from .settings import (
     API_PREFIX,
     AUTH_ERROR_CODES,
-    BULK_DETAILS_MIN_ROWS,
-    DEAL_PAGE_SIZE,
     FINGERPRINT_FIELDS,
     INVOICE_LIST_ORDER,
     SOURCE_NAME,
@@ -69,13 +71,27 @@ class SalesmanClient:
             and bool(resp.content) and not looks_like_json_object(resp),
         )
         self.headers = {"Content-Type": "application/json", "apikey": api_key, "login": login}
-        self.requests_made = 0
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.requests_made = 0  # calls made (each may have been retried); read by the benchmark
+        self._count_lock = threading.Lock()  # calls come from several threads (parallel reads)
 
     def call(self, method: str, params: dict | None = None) -> dict:
         url = f"{self.base_url}{API_PREFIX}{method}"
-        self.requests_made += 1
+        with self._count_lock:
+            self.requests_made += 1
         try:
             resp = self.session.post(url, data=json.dumps(params or {}), headers=self.headers)
+        except _requests.Timeout:
+            raise _fail(f"{method} did not answer within {self.timeout:g} s, {self.max_attempts} times in a row "
+                        f"(the server at {self.base_url} stopped answering).",
+                        "check that the server is up and not overloaded, or raise SOURCES__SALESMAN__REQUEST_TIMEOUT; "
+                        "nothing from this run was loaded and the next run starts from the same state.") from None
+        except _requests.exceptions.ChunkedEncodingError as exc:
+            raise _fail(f"{method}: the connection broke in the middle of an answer, {self.max_attempts} times in a "
+                        f"row ({_reason(exc)}).",
+                        "check the network path to the server (proxy, VPN, load balancer) and retry; nothing from "
+                        "this run was loaded and the next run starts from the same state.") from None
         except _requests.RequestException as exc:
             raise _fail(f"cannot reach the API at {url} ({type(exc).__name__}: {_reason(exc)}).",
                         "check SOURCES__SALESMAN__BASE_URL and that the server is up; the run loaded nothing "
@@ -130,49 +146,99 @@ class ScanResult:
     pages: int
 
 
-def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict) -> Iterator[tuple[int, list[dict]]]:
-    """Read every page of ``invoice/list``, yielding ``(scan_no, rows)``.
+def read_pages(client: SalesmanClient, params: dict, parallel: int = 1) -> Iterator[tuple[int, dict]]:
+    """Every page of ``invoice/list`` for ``params``, as ``(page_no, body)`` in page order: page 1 first
+    (it says how many there are), the others with up to ``parallel`` requests in flight."""
+    def page(no: int) -> dict:
+        return client.call("invoice/list", {"offset": no, **params})
+
+    first = page(1)
+    yield 1, first
+    pageall = _page_parts(first, 1)[2]
+    if pageall <= 1 or not first.get("data"):
+        return
+    numbers = iter(range(2, pageall + 1))
+    if parallel <= 1:
+        for no in numbers:
+            yield no, page(no)
+        return
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="salesman")
+    try:
+        # a bounded window of requests ahead of the reader: memory stays flat however long the list is
+        ahead = deque((no, pool.submit(page, no)) for no in islice(numbers, 2 * parallel))
+        while ahead:
+            no, future = ahead.popleft()
+            body = future.result()
+            nxt = next(numbers, None)
+            if nxt is not None:
+                ahead.append((nxt, pool.submit(page, nxt)))
+            yield no, body
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _page_parts(body: dict, page: int) -> tuple[list, int, int]:
+    data, params = body.get("data"), body.get("params")
+    if not isinstance(data, list) or not isinstance(params, dict) or "pageall" not in params:
+        raise _fail(f"invoice/list page {page} has no data/params.pageall (got keys {sorted(body)}).",
+                    "check that SOURCES__SALESMAN__BASE_URL points at SalesMan API v3.")
+    for row in data:
+        if not isinstance(row, dict) or "crid" not in row or "summa" not in row:
+            raise _fail(f"invoice/list page {page} has a row without crid/summa: {str(row)[:100]}.",
+                        "the server returned a malformed page; retry later.")
+    return data, int(body.get("count", params.get("count", 0))), int(params["pageall"])
+
+
+# repair(seen, count, tie_values) yields more rows of the list (narrow reads) until len(seen) == count
+Repair = Callable[[set, int, set], Iterator[list[dict]]]
+
+
+def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict, *, parallel: int = 1,
+                      repair: Repair | None = None) -> Iterator[tuple[int, list[dict]]]:
+    """Read every page of ``invoice/list``, yielding ``(scan_no, rows)``, each row once per scan.
 
     The server orders by creation date with no tie-breaker and pages with LIMIT, so rows that share a
-    creation date (every partial-payment remainder does) or that change during the run can be read twice or
-    skipped. A scan is trusted only when ``count`` stayed the same on every page and the distinct ids seen
-    equal it; otherwise the list is read again and the ids are united with the previous scan (same count),
-    up to ``max_attempts`` scans. Rows of every scan are yielded (merge keeps the latest), and the final
-    id set goes to ``result`` for the delete detection.
+    creation date (every partial-payment remainder does; API writes store whole minutes) can be read twice
+    or skipped, and MariaDB repeats the same choice on every request, so reading the pages again does not
+    help. A scan is trusted only when ``count`` stayed the same on every page and the distinct ids seen equal
+    it. When fewer came, ``repair`` reads the missing rows through narrow queries (a tie group, a deal)
+    whose answer fits one page. Rows that changed during the read (a count that moved, more ids than the
+    count) make the list be read again; ids of consecutive scans with the same count are united, up to
+    ``max_attempts`` scans. Rows of every scan are yielded (merge keeps the latest), and the final id set
+    goes to ``result`` for the delete detection.
     """
     union: set[int] = set()
     union_count: int | None = None
     pages = 0
     for attempt in range(1, max_attempts + 1):
-        ids: set[int] = set()
+        seen: dict[int, str] = {}  # crid -> fingerprint of the version yielded
         counts: set[int] = set()
-        page, page_size = 1, None
-        while True:
-            body = client.call("invoice/list", {"offset": page, **INVOICE_LIST_ORDER})
+        ties: set[str] = set()  # creation times of rows that came twice: their tie group lost a row
+        cut: set[str] = set()  # creation times shared by the last row of a page and the first of the next
+        page_size, last = None, None
+        for page, body in read_pages(client, INVOICE_LIST_ORDER, parallel):
             pages += 1
-            data, params = body.get("data"), body.get("params")
-            if not isinstance(data, list) or not isinstance(params, dict) or "pageall" not in params:
-                raise _fail(f"invoice/list page {page} has no data/params.pageall (got keys {sorted(body)}).",
-                            "check that SOURCES__SALESMAN__BASE_URL points at SalesMan API v3.")
-            count = int(body.get("count", params.get("count", 0)))
-            pageall = int(params["pageall"])
+            data, count, pageall = _page_parts(body, page)
             counts.add(count)
             if page == 1 and pageall > 1:
                 page_size = len(data)
             if page_size is not None and len(data) > page_size:
                 raise _fail(f"invoice/list page {page} has {len(data)} rows, more than the first page's "
                             f"{page_size}.", "retry; if it persists, report it.")
-            for row in data:
-                if not isinstance(row, dict) or "crid" not in row or "summa" not in row:
-                    raise _fail(f"invoice/list page {page} has a row without crid/summa: {str(row)[:100]}.",
-                                "the server returned a malformed page; retry later.")
-            ids.update(int(r["crid"]) for r in data)
-            yield attempt, data
-            if page >= pageall or not data:
-                break
-            page += 1
+            if data and last is not None and data[0].get("date_create") == last:
+                cut.add(str(last))
+            last = data[-1].get("date_create") if data else None
+            yield attempt, _fresh(data, seen, ties)
         stable = len(counts) == 1
         count = next(iter(counts)) if stable else -1
+        if stable and len(seen) < count and repair is not None:
+            for rows in repair(seen, count, ties):
+                fresh = _repaired(rows, seen, cut | ties)
+                if fresh is None:  # not what ties lose: the list changed while it was read
+                    stable = False
+                    break
+                yield attempt, fresh
+        ids = set(seen)
         if stable and count == union_count:
             union |= ids
         else:
@@ -186,6 +252,38 @@ def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict) -
                 f"count of {union_count} after {max_attempts} scans.",
                 "rerun when the CRM is quieter, or raise SOURCES__SALESMAN__MAX_SCAN_ATTEMPTS. Nothing from this "
                 "run was loaded.")
+
+
+def _fresh(rows: list[dict], seen: dict[int, str], ties: set[str]) -> list[dict]:
+    """The rows not seen yet in this scan (marked seen); creation times of repeated ones go to ``ties``."""
+    out = []
+    for row in rows:
+        crid = int(row["crid"])
+        if crid in seen:
+            if row.get("date_create"):
+                ties.add(str(row["date_create"]))
+            continue
+        seen[crid] = fingerprint(row)
+        out.append(row)
+    return out
+
+
+def _repaired(rows: list[dict], seen: dict[int, str], cut: set[str]) -> list[dict] | None:
+    """Rows a narrow query added, or None when they show a change rather than a tie loss: a row already
+    read that now reads differently, or a new row whose creation time no page boundary cut (only tie groups
+    cut by a boundary lose rows)."""
+    out = []
+    for row in rows:
+        crid = int(row["crid"])
+        if crid in seen:
+            if seen[crid] != fingerprint(row):
+                return None
+            continue
+        if str(row.get("date_create")) not in cut:
+            return None
+        seen[crid] = fingerprint(row)
+        out.append(row)
+    return out
 
 
 def list_row_record(row: dict, zone: str, scan: int, db_zone: str | None = None) -> dict:
@@ -271,46 +369,3 @@ def deal_invoice_record(item: dict, did: int, list_fp: str) -> dict:
         "currency_id": None, "currency_code": None, "currency_course_current": None, "course_id": None,
         "course": None, "course_datum": None, "_list_fingerprint": list_fp, "details_via": "deal/list",
     }
-
-
-def fetch_details(client: SalesmanClient, stale: dict[int, str], deals: int, zone: str,
-                  batch: int = 500) -> Iterator[list[dict]]:
-    """Details of the rows in ``stale`` (crid -> list fingerprint), the cheaper way.
-
-    One ``invoice/info`` per row costs len(stale) requests; ``deal/list`` with ``invoice: true`` returns
-    every invoice of 200 deals per request, so a first load or a large change costs about deals/200
-    requests instead. (``active: false`` means *all* deals: the server compares loosely and inverts it.)
-    """
-    if not stale:
-        return
-    bulk_pages = -(-deals // DEAL_PAGE_SIZE)
-    left = dict(stale)
-    if len(stale) > 2 * bulk_pages + BULK_DETAILS_MIN_ROWS:
-        offset, out = 0, []
-        while left:
-            body = client.call("deal/list", {"offset": offset, "active": False, "invoice": True})
-            data = body.get("data") or []
-            for deal in data:
-                for item in deal.get("invoice") or []:
-                    crid = int(item["id"])
-                    if crid in left:
-                        out.append(deal_invoice_record(item, int(deal["did"]), left.pop(crid)))
-            if len(out) >= batch:
-                yield out
-                out = []
-            pageall = int((body.get("params") or {}).get("pageall") or 0)
-            if len(data) < DEAL_PAGE_SIZE or offset + 1 >= pageall:
-                break
-            offset += 1
-        if out:
-            yield out
-    out = []
-    for crid, fp in left.items():  # few rows, or rows deal/list did not show
-        data = client.call("invoice/info", {"id": crid}).get("data") or {}
-        if data.get("crid"):  # crid 0: deleted between the list and this call; the next snapshot marks it
-            out.append(info_record(data, zone, fp))
-        if len(out) >= batch:
-            yield out
-            out = []
-    if out:
-        yield out
