@@ -476,6 +476,8 @@ class World:
             [Line(ln.name, ln.quantity, ln.unit_price, None, False) for ln in big], paid=True, rate=Decimal("0.01"))
         add("onlyoffice", "near-largest amount in RUB, VAT 22 % on top", "RUB",
             [Line("Граничный случай", Decimal("8196.72"), top, vat, False)])
+        add("onlyoffice", "the invoice of issue 8: 37,037,036.70 at 93.23 (overflowed 64 bits)", "USD",
+            [Line("Граничный случай", Decimal(1), Decimal("37037036.70"), None, False)], rate=Decimal("93.23"))
         add("onlyoffice", "credit note", "EUR", [Line("Возврат", Decimal(1), Decimal("-12345.67"), vat, False)])
         add("onlyoffice", "zero total", "RUB", [Line("Граничный случай", Decimal(1), Decimal("0.00"), None, False)])
         inv = add("onlyoffice", "a rate typed below half a kopeck is stored as 0.00", "CNY",

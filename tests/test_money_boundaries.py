@@ -105,6 +105,9 @@ def test_the_largest_amounts_convert_without_overflow(loaded):
     assert rows["XTS"] == Decimal("999999999999990000.00")
     assert rows["VEF"] == Decimal("1000000.00")
     assert workdir.query("select max(amount_gross), min(amount_gross) from marts.fct_invoices") == [(LARGEST, -LARGEST)]
+    # the invoice that stopped the build: DECIMAL(18,2) x DECIMAL(18,8) overflowed 64 bits
+    assert workdir.query("select fx_rate_to_reporting, amount_gross_reporting from marts.fct_invoices "
+                         "where amount_gross = 37037036.70") == [(Decimal("93.23"), Decimal("3452962931.54"))]
 
 
 @pytest.mark.parametrize("currency", REPORTING)
