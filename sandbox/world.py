@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import random
 import threading
-from math import gcd
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
+from math import gcd
 from typing import Literal
 
 CENT = Decimal("0.01")
