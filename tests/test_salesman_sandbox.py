@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 import requests
@@ -115,3 +116,112 @@ def test_faults_nonjson_and_truncated(sm):
     with pytest.raises(ValueError):
         json.loads(body)
     assert sm("invoice/list", {})["count"] == len(sm.provider.rows)
+
+
+def _scan_ids(sm, pages: int, **params) -> list[int]:
+    ids: list[int] = []
+    for page in range(1, pages + 1):
+        ids += [r["crid"] for r in sm("invoice/list", {"offset": page, "order": "date_create", "first": "old",
+                                                       **params})["data"]]
+    return ids
+
+
+@pytest.fixture
+def ties(make_sandbox):
+    """An emulator whose rows come in tie groups of 9 (nine invoices created in one minute), 10 a page."""
+    def make(mode):
+        sandbox = make_sandbox(invoices={"salesman": 60}, salesman={"page_size": 10, "tie_order": mode,
+                                                                     "tie_group_size": 9})
+        provider = sandbox["salesman"]
+        key, login = provider.account.api_key, next(iter(provider.account.logins))
+
+        def call(method, body=None):
+            resp = requests.post(f"{sandbox.base_url}/developer/v3/{method}", data=json.dumps(body or {}),
+                                 headers={"Content-Type": "application/json", "apikey": key, "login": login})
+            return loads_exact(resp.content)
+
+        call.provider = provider
+        call.pages = -(-len(provider.rows) // 10)
+        return call
+    return make
+
+
+def test_stable_ties_give_every_row_once_and_the_same_order_every_time(ties):
+    sm = ties("stable")
+    first = _scan_ids(sm, sm.pages)
+    assert sorted(first) == sorted(sm.provider.rows)  # every row exactly once
+    assert _scan_ids(sm, sm.pages) == first
+
+
+def test_shuffled_ties_change_order_between_requests(ties):
+    sm = ties("shuffle")
+    orders = {tuple(_scan_ids(sm, sm.pages)) for _ in range(4)}
+    assert len(orders) > 1
+    for order in orders:  # each page is still sorted by creation time
+        stamps = [sm.provider.rows[c].datum for c in order]
+        assert stamps == sorted(stamps)
+
+
+def test_limit_dependent_ties_lose_and_repeat_the_same_rows_on_every_request(ties):
+    sm = ties("limit_dependent")
+    rows = len(sm.provider.rows)
+    first = _scan_ids(sm, sm.pages)
+    assert len(first) == rows == sm("invoice/list", {"offset": 1})["count"]  # every position filled
+    lost = set(sm.provider.rows) - set(first)
+    repeated = {c for c in first if first.count(c) > 1}
+    assert lost and len(repeated) == len(lost)  # some rows on two pages, as many on none
+    assert _scan_ids(sm, sm.pages) == first  # reading again changes nothing
+    # the rows lost and repeated belong to tie groups cut by a page boundary
+    stamps = [sm.provider.rows[c].datum for c in first]
+    cut = {stamps[i] for i in range(10, len(stamps), 10) if stamps[i] == stamps[i - 1]}
+    assert {sm.provider.rows[c].datum for c in lost | repeated} <= cut
+    # a narrow query that fits one page has no boundary: a tie group read alone comes back whole
+    victim = sm.provider.rows[next(iter(lost))]
+    stamp = next(r["date_create"] for r in sm("invoice/list", {"did": victim.did})["data"] if r["crid"] == victim.crid)
+    group = sm("invoice/list", {"dateCreateStart": stamp, "dateCreateEnd": stamp, "order": "summa"})
+    assert victim.crid in {r["crid"] for r in group["data"]}
+    assert group["count"] == sum(1 for r in sm.provider.rows.values() if r.datum == victim.datum)
+
+
+def test_date_created_filters_follow_the_servers_quirks(sm):
+    rows = sm.provider.rows.values()
+    day = sorted({r.datum.astimezone(sm.provider._zone(True)).date() for r in rows})[len(rows) // 4]
+    walls = {r.crid: r.datum.astimezone(sm.provider._zone(True)).replace(tzinfo=None) for r in rows}
+
+    def crids(**params):
+        return {r["crid"] for page in range(1, 10)
+                for r in sm("invoice/list", {"offset": page, **params})["data"]}
+
+    # Start = End = a day: BETWEEN 'day' AND 'day' means 00:00:00 to 00:00:00, so that day's rows are not found
+    assert any(w.date() == day for w in walls.values())
+    assert crids(dateCreateStart=day.isoformat(), dateCreateEnd=day.isoformat()) == {
+        c for c, w in walls.items() if w == datetime(day.year, day.month, day.day)}
+    stamp = next(w for w in walls.values() if w.date() == day).strftime("%Y-%m-%d %H:%M:%S")
+    assert crids(dateCreateStart=stamp, dateCreateEnd=stamp) == {  # to the second, both ends included
+        c for c, w in walls.items() if w.strftime("%Y-%m-%d %H:%M:%S") == stamp}
+    assert crids(dateCreateEnd=day.isoformat()) == {c for c, w in walls.items() if w.date() < day}
+    assert crids(dateCreateStart=day.isoformat()) == set(sm.provider.rows)  # Start alone filters nothing
+
+
+def test_rows_of_a_deal_owned_by_user_0_are_listed_only_by_deal_list(sm):
+    did = next(iter(sm.provider.rows.values())).did
+    mine = {c for c, r in sm.provider.rows.items() if r.did == did}
+    sm.provider.hide_deal(did)
+    listed = sm("invoice/list", {"offset": 1})
+    assert listed["count"] == len(sm.provider.rows) - len(mine)
+    assert sm("invoice/list", {"did": did})["data"] == []
+    deal = next(d for d in sm("deal/list", {"active": False, "invoice": True})["data"] if d["did"] == did)
+    assert deal["iduser"] == 0 and {i["id"] for i in deal["invoice"]} == mine
+    assert sm("invoice/info", {"id": min(mine)})["data"]["iduser"] == 0
+    added = sm("invoice/add", {"did": did, "summa": 10, "date": "2026-11-02"})["data"]["id"]
+    assert sm("invoice/info", {"id": added})["data"]["iduser"] == 0  # rows added later are hidden too
+
+
+def test_an_undone_payment_reads_unpaid_on_every_path(sm):
+    row = next(r for r in sm.provider.rows.values() if r.do == "on")
+    sm.provider.undo_payment(row.crid)
+    assert sm("invoice/info", {"id": row.crid})["data"]["do"] == ""
+    listed = next(r for r in sm("invoice/list", {"did": row.did})["data"] if r["crid"] == row.crid)
+    assert (listed["color"], listed["date_fact"]) == ("redbg-sublite", None)
+    deal = next(d for d in sm("deal/list", {"active": False, "invoice": True})["data"] if d["did"] == row.did)
+    assert next(i for i in deal["invoice"] if i["id"] == row.crid)["do"] == ""
