@@ -47,8 +47,7 @@ status=0
 SALESMAN_REAL_HOME="$SM_HOME" RUNTIME__DLTHUB_TELEMETRY=false DO_NOT_TRACK=1 \
   .venv/bin/pytest -q -p no:cacheprovider tests/real_server || status=$?
 if [ "$status" != 0 ]; then
-  log "suite failed (exit $status); server log tail:"
-  tail -n 20 "$SM_HOME/logs/php-server.log" >&2 || true
+  log "suite failed (exit $status); SM_KEEP=1 keeps the server's logs, request log and database for a look"
 fi
 log "total $(( $(date +%s) - started ))s"
 exit "$status"
