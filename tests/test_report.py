@@ -191,6 +191,8 @@ def test_headline_in_the_reporting_currency_uses_each_invoices_own_rate(built):
     # the one invoice without a rate is named, not silently converted 1:1
     unconverted = sum(1 for r in billed if r["fx_rate_to_reporting"] is None)
     assert unconverted == 1
+    kzt = next(r for r in page.rows("headline_by_currency") if r["currency"] == "KZT")  # the planted one
+    assert kzt["invoiced_reporting"] == "—" and num(kzt["invoiced"], "ru") > 0
     assert f"{unconverted} счетов без курса к RUB" in built["reports"]["ru"][0].read_text(encoding="utf-8")
 
 
@@ -233,6 +235,9 @@ def test_top_overdue_clients_with_their_invoices(built):
     for r in overdue:
         by_client[r["client"]] += to_reporting(r["amount_due"], r["fx"]) or 0
     top = sorted(by_client, key=lambda c: (-by_client[c], c))[:10]
+    summary = page.rows("top_overdue_summary")
+    assert [r["client_name"] for r in summary] == top
+    assert [num(r["client_overdue_reporting"], "ru") for r in summary] == [by_client[c] for c in top]
     rows = page.rows("top_overdue_clients")
     assert list(dict.fromkeys(r["client_name"] for r in rows)) == top
     for r in rows:

@@ -10,7 +10,7 @@ body { margin: 0; font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, 
 header { padding: 20px 32px 12px; border-bottom: 3px solid #1f5f99; }
 header h1 { margin: 0 0 6px; font-size: 22px; }
 header .meta { color: var(--muted); display: flex; flex-wrap: wrap; gap: 6px 22px; }
-main { padding: 8px 32px 40px; max-width: 1280px; }
+main { padding: 8px 32px 40px; max-width: 1600px; }
 section { margin-top: 26px; }
 h2 { font-size: 18px; border-bottom: 1px solid var(--line); padding-bottom: 4px; }
 h3 { font-size: 15px; margin: 18px 0 6px; }
@@ -28,8 +28,8 @@ tr.total td { font-weight: 600; border-top: 2px solid var(--ink); }
 .csv { font-size: 12px; margin-left: 6px; }
 .tablewrap { overflow-x: auto; }
 figure.chart { margin: 8px 0 14px; max-width: 800px; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr)); gap: 4px 28px; max-width: 1240px; }
-.charts.wide { grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(400px, 1fr)); gap: 4px 28px; max-width: 1500px; }
+.charts.wide { grid-template-columns: repeat(auto-fill, minmax(620px, 1fr)); }
 .charts figure.chart { max-width: none; }
 figure.chart figcaption { font-weight: 600; margin-bottom: 2px; }
 figure.chart svg { width: 100%; height: auto; display: block; }

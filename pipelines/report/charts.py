@@ -36,39 +36,41 @@ def _short(value: float, lang: str) -> str:
     return f"{value:.0f}"
 
 
-def _frame(chart_id: str, title: str, body: str, legend: list[tuple[str, str]]) -> str:
+def _frame(chart_id: str, title: str, body: str, legend: list[tuple[str, str]], w: int = W, h: int = H) -> str:
     items = "".join(
         f'<span class="key"><i style="background:{color}"></i>{escape(label)}</span>' for label, color in legend)
     return (f'<figure class="chart" data-chart="{escape(chart_id)}"><figcaption>{escape(title)}</figcaption>'
-            f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
+            f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">'
             f'{body}</svg><div class="legend">{items}</div></figure>')
 
 
-def _empty(chart_id: str, title: str, lang: str) -> str:
+def _empty(chart_id: str, title: str, lang: str, w: int = W, h: int = H) -> str:
     from .labels import t
 
-    body = (f'<text class="nodata" x="{W / 2}" y="{H / 2}" text-anchor="middle">{escape(t(lang, "no_data"))}</text>')
-    return _frame(chart_id, title, body, [])
+    body = (f'<text class="nodata" x="{w / 2}" y="{h / 2}" text-anchor="middle">{escape(t(lang, "no_data"))}</text>')
+    return _frame(chart_id, title, body, [], w, h)
 
 
 def bars(chart_id: str, title: str, categories: list[str], series: list[tuple[str, str, list[Decimal]]],
-         lang: str, unit: str, stacked: bool = True, marker: tuple[int, str] | None = None) -> str:
+         lang: str, unit: str, stacked: bool = True, marker: tuple[int, str] | None = None,
+         size: tuple[int, int] = (W, H)) -> str:
     """Vertical bars per category; series stacked or side by side. ``marker`` = (category index, label): a
     dashed line before that category (e.g. the VAT rate change)."""
+    w, h = size
     if not categories or not any(v for _n, _c, values in series for v in values):
-        return _empty(chart_id, title, lang)
+        return _empty(chart_id, title, lang, w, h)
     n = len(categories)
     if stacked:
         top = max(sum(float(max(s[2][i], 0)) for s in series) for i in range(n))
     else:
         top = max(float(v) for s in series for v in s[2])
     top = _nice_max(top)
-    plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
+    plot_w, plot_h = w - LEFT - RIGHT, h - TOP - BOTTOM
     slot = plot_w / n
     parts = []
     for k in range(5):
         y = TOP + plot_h - plot_h * k / 4
-        parts.append(f'<line class="grid" x1="{LEFT}" x2="{W - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
+        parts.append(f'<line class="grid" x1="{LEFT}" x2="{w - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         parts.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
                      f'{escape(_short(top * k / 4, lang))}</text>')
     parts.append(f'<text class="unit" x="{LEFT - 6}" y="{TOP - 14}" text-anchor="end">{escape(unit)}</text>')
@@ -101,8 +103,8 @@ def bars(chart_id: str, title: str, categories: list[str], series: list[tuple[st
         mx = LEFT + slot * marker[0]
         parts.append(f'<line class="marker" x1="{mx:.1f}" x2="{mx:.1f}" y1="{TOP - 6}" y2="{TOP + plot_h}"/>')
         parts.append(f'<text class="marker-label" x="{mx + 4:.1f}" y="{TOP - 8}">{escape(marker[1])}</text>')
-    parts.append(f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>')
-    return _frame(chart_id, title, "".join(parts), [(name, color) for name, color, _v in series])
+    parts.append(f'<line class="axis" x1="{LEFT}" x2="{w - RIGHT}" y1="{TOP + plot_h}" y2="{TOP + plot_h}"/>')
+    return _frame(chart_id, title, "".join(parts), [(name, color) for name, color, _v in series], w, h)
 
 
 def hbars(chart_id: str, title: str, rows: list[tuple[str, int, str]], lang: str) -> str:

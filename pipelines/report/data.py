@@ -122,8 +122,8 @@ def headline(con, as_of: date) -> list[dict]:
     cols = []
     for name, amount in amounts.items():
         cols.append(f"coalesce(sum({amount}) filter (where {sets[name]}), 0) as {name}")
-        cols.append(f"coalesce(sum({TO_REPORTING.format(amount=amount)}) filter (where {sets[name]}), 0) "
-                    f"as {name}_reporting")
+        # null (not 0) when no invoice of the group has a rate: "—", never a silent zero
+        cols.append(f"sum({TO_REPORTING.format(amount=amount)}) filter (where {sets[name]}) as {name}_reporting")
         cols.append(f"count(*) filter (where {sets[name]} and fx_rate_to_reporting is null) as {name}_unconverted")
     return _dicts(con, f"""
         with flagged as (

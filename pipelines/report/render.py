@@ -140,7 +140,7 @@ class Page:
         if not d.headline and not any(f.invoices for f in d.freshness):
             out.append(f'<p class="banner">{escape(self.t("no_invoices"))}</p>')
         keys = ("invoiced", "collected", "open", "overdue")
-        total = {k: sum((r[f"{k}_reporting"] for r in d.headline), ZERO) for k in keys}
+        total = {k: sum((r[f"{k}_reporting"] or ZERO for r in d.headline), ZERO) for k in keys}
         unconverted = sum(r["invoiced_unconverted"] for r in d.headline)
         cards = "".join(f'<div class="card" data-kpi="{k}"><div class="k">{escape(self.t(k))}, {escape(rc)}</div>'
                         f'<div class="v">{escape(fmt.money_cur(total[k], rc, lang))}</div></div>' for k in keys)
@@ -148,7 +148,7 @@ class Page:
         by_source = defaultdict(lambda: dict.fromkeys(keys, ZERO))
         for r in d.headline:
             for k in keys:
-                by_source[r["source_system"]][k] += r[f"{k}_reporting"]
+                by_source[r["source_system"]][k] += r[f"{k}_reporting"] or ZERO
         sources = sorted(by_source)
         series = [(self.t(k), charts.PALETTE[i], [by_source[s][k] for s in sources]) for i, k in enumerate(keys)]
         out.append(charts.bars("headline", f'{self.t("invoiced")} / {self.t("collected")} / {self.t("open")} / '
@@ -158,11 +158,12 @@ class Page:
         per_cur: dict[str, dict] = {}
         for r in d.headline:
             c = per_cur.setdefault(r["currency"], {"currency": r["currency"], "invoices": 0,
-                                                   **{k: ZERO for k in keys}, **{f"{k}_reporting": ZERO for k in keys}})
+                                                   **{k: ZERO for k in keys}, **{f"{k}_reporting": None for k in keys}})
             c["invoices"] += r["invoices"]
             for k in keys:
                 c[k] += r[k]
-                c[f"{k}_reporting"] += r[f"{k}_reporting"]
+                if r[f"{k}_reporting"] is not None:
+                    c[f"{k}_reporting"] = (c[f"{k}_reporting"] or ZERO) + r[f"{k}_reporting"]
         cols = [("currency", self.t("currency"), "text"), ("invoices", self.t("invoices"), "int")]
         cols += [(k, self.t(k), "money") for k in keys]
         cols += [(f"{k}_reporting", f'{self.t(k)}, {rc}', "money") for k in keys]
@@ -211,7 +212,7 @@ class Page:
             series = [(self.t(f"b_{b}"), charts.BUCKET_COLORS[b], [cells[(cur, s)][f"b_{b}"] for s in sources])
                       for b in BUCKETS]
             grid.append(charts.bars(f"aging-{cur}", self.t("aging_chart", cur=cur), [CRM_NAMES[s] for s in sources],
-                                    series, lang, cur))
+                                    series, lang, cur, size=(440, 280)))
         out.append(f'<div class="charts">{"".join(grid)}</div>')
         cols = [("currency", self.t("currency"), "text"), ("source_system", self.t("crm"), "crm"),
                 ("invoice_count", self.t("invoices"), "int")]
@@ -231,7 +232,19 @@ class Page:
                              "due_date": inv["due_date"], "days_past_due": inv["days_past_due"],
                              "currency": inv["currency"], "amount_due": inv["amount_due"],
                              "amount_due_reporting": inv["amount_due_reporting"]})
+        summary = [{"rank": rank, "client_name": c["client_name"], "invoices": len(c["invoices"]),
+                    "sources": ", ".join(sorted({CRM_NAMES[i["source_system"]] for i in c["invoices"]})),
+                    "by_currency": "; ".join(fmt.money_cur(v, cur, lang) for cur, v in sorted(c["by_currency"].items())),
+                    "client_overdue_reporting": c["reporting"],
+                    "max_days_past_due": max(i["days_past_due"] for i in c["invoices"])}
+                   for rank, c in enumerate(top, 1)]
         out.append(f'<h3>{escape(self.t("top_clients"))}</h3>')
+        out.append(self.table(Table("top_overdue_summary", [
+            ("rank", "#", "int"), ("client_name", self.t("client"), "text"), ("sources", self.t("crm"), "text"),
+            ("invoices", self.t("invoices"), "int"), ("by_currency", self.t("overdue"), "text"),
+            ("client_overdue_reporting", f'{self.t("overdue_reporting")}, {rc}', "money"),
+            ("max_days_past_due", self.t("days_past_due"), "int")], summary)))
+        out.append(f'<details><summary>{escape(self.t("rows_of_rule", n=fmt.integer(len(rows), lang)))}</summary>')
         out.append(self.table(Table("top_overdue_clients", [
             ("rank", "#", "int"), ("client_name", self.t("client"), "text"),
             ("client_overdue_reporting", f'{self.t("overdue_reporting")}, {rc}', "money"),
@@ -240,7 +253,7 @@ class Page:
             ("days_past_due", self.t("days_past_due"), "int"), ("currency", self.t("currency"), "text"),
             ("amount_due", self.t("amount_due"), "money"),
             ("amount_due_reporting", f'{self.t("amount_due")}, {rc}', "money")], rows)))
-        out.append("</section>")
+        out.append("</details></section>")
         return "".join(out)
 
     def vat(self) -> str:
