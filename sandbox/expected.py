@@ -93,7 +93,8 @@ def fx_rates(world: World, system: str) -> dict[str, Decimal]:
         return {code: world.rate(code, today) for code in portal_currencies(world)}
     from .onlyoffice.provider import CURRENCY_INFO  # currency/rates: 2 decimals; a 0.00 rate is no rate
 
-    rates = {code: q2(world.rate(code, today) / world.rate(BASE, today)) for code in CURRENCY_INFO if code != BASE}
+    rates = {code: q2(world.rate(code, today) / world.rate(BASE, today))
+             for code in CURRENCY_INFO if code != BASE and world.has_rate(code)}
     return {code: rate for code, rate in rates.items() if rate > 0}
 
 
