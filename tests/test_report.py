@@ -318,6 +318,7 @@ def test_reconciliation_grouped_by_rule_then_every_row_with_a_link(built):
     assert {rule: int(r["count"]) for rule, r in summary.items()} == counts
     for rule, r in summary.items():
         assert r["meaning"] and r["todo"], rule
+    assert summary["missing_fx_rate"]["at_stake_reporting"] == "—"  # no rate: not a silent 0
     # money at stake, exact: the overpayment is what was paid beyond the invoice
     (gross, paid, cur), = workdir.query(
         "select f.amount_gross, f.amount_paid, f.currency from marts.rpt_reconciliation_exceptions e join "

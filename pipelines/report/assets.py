@@ -23,6 +23,7 @@ h3 { font-size: 15px; margin: 18px 0 6px; }
 table { border-collapse: collapse; margin: 6px 0 4px; font-variant-numeric: tabular-nums; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 10px; text-align: left; vertical-align: top; }
 th { background: var(--band); font-weight: 600; font-size: 12.5px; }
+td[data-col=meaning], td[data-col=todo], td[data-col=message] { min-width: 240px; max-width: 380px; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 tr.total td { font-weight: 600; border-top: 2px solid var(--ink); }
 .csv { font-size: 12px; margin-left: 6px; }

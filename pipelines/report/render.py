@@ -294,8 +294,7 @@ class Page:
                       ("amount_gross", self.t("gross"), "money")]
         out.append(f'<h3>{escape(self.t("vat_quarters"))}</h3>')
         out.append(self.table(Table("vat_by_quarter", [
-            ("quarter", self.t("quarter"), "text"), ("quarter_start", self.t("month"), "month"),
-            ("currency", self.t("currency"), "text"), ("vat_rate", self.t("vat_rate"), "pct")] + money_cols,
+            ("quarter", self.t("quarter"), "text"), ("currency", self.t("currency"), "text"), ("vat_rate", self.t("vat_rate"), "pct")] + money_cols,
             [quarters[k] for k in sorted(quarters, key=lambda k: (k[1], k[0], k[2]))])))
         out.append(f'<h3>{escape(self.t("vat_months"))}</h3>')
         month_cols = [("month", self.t("month"), "month"), ("source_system", self.t("crm"), "crm"),
@@ -364,7 +363,9 @@ class Page:
             summary.append({
                 "rule": rule, "severity": self.t(f"sev_{rows[0].severity}"), "count": len(rows), "share": shares,
                 "at_stake": "; ".join(fmt.money_cur(v, c, lang) for c, v in sorted(stake_cur.items())),
-                "at_stake_reporting": sum((e.stake_reporting for e in rows if e.stake_reporting is not None), ZERO),
+                # "—" when no row of the rule has a rate (missing_fx_rate), never a silent 0
+                "at_stake_reporting": sum((e.stake_reporting for e in rows if e.stake_reporting is not None), ZERO)
+                if any(e.stake_reporting is not None for e in rows) else None,
                 "meaning": rule_text(lang, rule, "meaning"), "todo": rule_text(lang, rule, "todo")})
             for source, n in sorted(per_source.items()):
                 total = d.live_invoices.get(source, 0)
