@@ -38,17 +38,26 @@ def diff_rows(got: list[dict], expected: list[dict], key: str | tuple, columns: 
     return out
 
 
-def assert_marts_match_truth(workdir, world) -> list[dict]:
+def assert_marts_match_truth(workdir, world, unknowable: frozenset[str] = frozenset()) -> list[dict]:
+    """``unknowable``: invoice keys whose lines and payments no run could read (deleted between the list and
+    the detail calls); their invoices are compared on what the list gave."""
     expected = expected_invoices(world)
     got = workdir.query_dicts(f"select {', '.join(FCT_COLUMNS)} from marts.fct_invoices "
                               "where source_system = 'bitrix24'")
-    assert diff_rows(got, expected, "invoice_key", FCT_COLUMNS) == []
+    detail = {"paid_date", "vat_rate", "amount_paid", "amount_due", "status"}
+    assert diff_rows([r for r in got if r["invoice_key"] not in unknowable],
+                     [e for e in expected if e["invoice_key"] not in unknowable], "invoice_key", FCT_COLUMNS) == []
+    assert diff_rows([r for r in got if r["invoice_key"] in unknowable],
+                     [e for e in expected if e["invoice_key"] in unknowable], "invoice_key",
+                     [c for c in FCT_COLUMNS if c not in detail]) == []
     lines = workdir.query_dicts(f"select {', '.join(LINE_COLUMNS)} from marts.fct_invoice_lines "
                                 "where source_system = 'bitrix24'")
-    assert diff_rows(lines, expected_lines(world), ("invoice_key", "line_number"), LINE_COLUMNS) == []
+    assert diff_rows(lines, [e for e in expected_lines(world) if e["invoice_key"] not in unknowable],
+                     ("invoice_key", "line_number"), LINE_COLUMNS) == []
     payments = workdir.query_dicts(f"select {', '.join(PAYMENT_COLUMNS)} from marts.fct_payments "
                                    "where source_system = 'bitrix24'")
-    assert diff_rows(payments, expected_payments(world), "payment_key", PAYMENT_COLUMNS) == []
+    assert diff_rows(payments, [e for e in expected_payments(world) if e["invoice_key"] not in unknowable],
+                     "payment_key", PAYMENT_COLUMNS) == []
     return expected
 
 

@@ -93,7 +93,7 @@ class Run:
         commands["stI"] = ("crm.status.list", {"filter": {"ENTITY_ID": "INVOICE_STATUS"}})
         commands["cur"] = ("crm.currency.list", {"order": {"SORT": "ASC"}})
         commands["rec"] = ("crm.invoice.recurring.list", {"order": {"ID": "ASC"}, "select": ["*"], "start": 0})
-        sizes = allocate(wants, MAX_BATCH - len(commands))
+        sizes = allocate({k: min(w, self.chain) for k, w in wants.items()}, MAX_BATCH - len(commands))
         for key, export in self.exports.items():
             commands.update(export.commands(key, sizes[key]))
         guesses = {}
