@@ -99,6 +99,7 @@ def _run(args) -> int:
         if not args.skip_models and any(o.ok for o in outcomes):
             from .models import build_models
 
+            print("building models ...", file=sys.stderr)
             result = build_models(enabled_sources(database_path()))
             models_ok = result.ok
             models_summary = f"{result.summary} in {result.seconds:.1f}s"

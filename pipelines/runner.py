@@ -17,7 +17,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 from sources.common import SourceError  # noqa: E402
 
 from .registry import ALL_SOURCES, SOURCES, SourceSpec  # noqa: E402
-from .warehouse import held_by_other_program, log, reconcile_local_state  # noqa: E402
+from .warehouse import held_by_other_program, log, out_of_room, reconcile_local_state  # noqa: E402
 
 
 @dataclass
@@ -72,10 +72,13 @@ def run_source(spec: SourceSpec, full_refresh: bool = False, progress: bool = Tr
     except Exception as exc:  # one source failing must not stop the others
         error = find_source_error(exc)
         busy = held_by_other_program(database_path(), exc)
+        no_room = out_of_room(exc)
         if error is not None:
             message = str(error)
         elif busy is not None:
             message = f"{spec.display}: {busy.removeprefix('crm-invoices: ')}"
+        elif no_room is not None:
+            message = f"{spec.display}: {no_room}"
         else:
             root = exc
             while isinstance(root, PipelineStepFailed) and root.__cause__ is not None:

@@ -54,7 +54,40 @@ def dbt_work_dir() -> Path:
 
 
 def secret_values() -> list[str]:
-    return [v for k, v in os.environ.items() if SECRET_ENV.search(k) and v and len(v) >= 4]
+    """Every configured secret: from the environment and from the ``secrets.toml`` files dlt reads (the
+    project's ``.dlt/`` and the global dlt dir), chosen by the same key names."""
+    found = [v for k, v in os.environ.items() if SECRET_ENV.search(k) and v and len(v) >= 4]
+    for path in _secrets_files():
+        found += [v for k, v in _toml_leaves(path) if SECRET_ENV.search(k) and len(v) >= 4]
+    return found
+
+
+def _secrets_files() -> list[Path]:
+    import dlt
+
+    context = dlt.current.run_context()
+    return [Path(d) / "secrets.toml" for d in (context.settings_dir, context.global_dir)
+            if (Path(d) / "secrets.toml").is_file()]
+
+
+def _toml_leaves(path: Path) -> list[tuple[str, str]]:
+    import tomllib
+
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    out: list[tuple[str, str]] = []
+
+    def walk(node: object, key: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{key}__{k}" if key else k)
+        elif isinstance(node, str):
+            out.append((key, node))
+
+    walk(doc, "")
+    return out
 
 
 def redact_text(text: str) -> str:

@@ -138,6 +138,27 @@ def held_by_other_program(db: Path, exc: BaseException) -> str | None:
     return None
 
 
+_NO_ROOM = re.compile(r"No space left on device|File too large|Disk quota exceeded")
+
+
+def out_of_room(exc: BaseException) -> str | None:
+    """The user-facing cause when a write failed for want of disk space (ENOSPC, EFBIG, EDQUOT)."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)) or \
+                _NO_ROOM.search(str(exc)):
+            reason = _NO_ROOM.search(str(exc))
+            return (f"no room to write the warehouse or dlt's working files ({reason[0] if reason else exc}). "
+                    "Fix: free disk space (or move DESTINATION__DUCKDB__CREDENTIALS / CRM_INVOICES_DATA_DIR to a "
+                    "disk with room), then run again; nothing of this run was committed for this CRM and the next "
+                    "run loads it.")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def reconcile_local_state(pipeline, db: Path | None) -> str | None:
     """Drop the pipeline's local working dir unless its state is the warehouse's last committed state, then
     let dlt restore state and schemas from the warehouse. Returns a note for the log when it dropped.

@@ -92,3 +92,26 @@ def test_a_warehouse_that_cannot_be_created_fails_clearly(make_sandbox, workdir,
     assert proc.stderr.startswith(f"crm-invoices: cannot write beside the warehouse {db} (")
     assert "Fix: make that directory writable" in proc.stderr and "Traceback" not in proc.stderr
     assert sandbox.count("salesman") + sandbox.count("bitrix24") + sandbox.count("onlyoffice") == 0
+
+
+def test_a_full_disk_fails_clearly_and_the_next_run_with_room_equals_a_clean_load(make_sandbox, workdir, tmp_path):
+    import resource
+    import signal
+
+    from tests.reliability_support import assert_same_facts, clean_load, facts
+
+    sandbox = world_sandbox(make_sandbox, n=20)
+
+    def one_megabyte_of_disk():  # every write past 1 MiB fails with EFBIG, as a full disk fails with ENOSPC
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+
+    env = workdir.env(sandbox, {"SOURCES__BITRIX24__REQUESTS_PER_SECOND": "200", "SOURCES__BITRIX24__BURST": "200"})
+    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--no-progress"], cwd=workdir.path, env=env,
+                          capture_output=True, text=True, timeout=600, preexec_fn=one_megabyte_of_disk)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "crm-invoices: SalesMan: no room to write the warehouse or dlt's working files (File too large). " \
+           "Fix: free disk space" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    cli(workdir, sandbox, "run")
+    assert_same_facts(facts(workdir), clean_load(tmp_path, sandbox))
