@@ -7,6 +7,7 @@
 #   bash .ci/salesman_real.sh            # from anywhere inside the clone
 #   CRM_INVOICES_SHARED=/path/to/shared  # where shared/ is (default: <clone>/../shared)
 #   SM_KEEP=1                            # keep the server's folder (logs, database) after the run
+#   SM_APT=1 / SM_APT=0                  # force / skip the apt-get step (default: only when something is missing)
 set -euo pipefail
 started=$(date +%s)
 ROOT="$(git -C "$(dirname "$0")" rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))"
@@ -24,6 +25,8 @@ for cmd in php mariadb mariadb-install-db curl; do command -v "$cmd" >/dev/null 
 if [ "$apt_needed" = 0 ]; then
   case "$(php -m)" in *$'\n'mysqli$'\n'*) ;; *) apt_needed=1;; esac
 fi
+
+apt_needed="${SM_APT:-$apt_needed}"
 
 make -s .venv/.installed
 
