@@ -150,14 +150,15 @@ def salesman_source(
                 buffer = []
         live: set[int] = set(result["ids"])
 
-        # Rows invoice/list never shows (deal owned by iduser=0). A first load reads every deal anyway (bulk
-        # details); later, new hidden rows leave holes among the new ids: then every deal is read again.
-        # Otherwise the hidden rows found before are read again, one by one.
+        # Rows invoice/list never shows (deal owned by iduser=0) are in deal/list only. It is read on a first
+        # load (bulk details need it anyway), on every run of an account known to have such rows, and when
+        # new ids leave a hole that no listed row fills (a new hidden row, or one created and deleted since).
         newest = max(live | set(current), default=0)
         everything = live | set(current) | {int(c) for c in known} | deleted | set(known_hidden)
-        if not known or any(c not in everything for c in range(state.get("max_crid", 0) + 1, newest + 1)):
+        if not known or known_hidden or any(c not in everything
+                                            for c in range(state.get("max_crid", 0) + 1, newest + 1)):
             index.read()
-        hidden = hidden_rows(client, index, live, known_hidden, parallel_requests)
+        hidden = hidden_rows(client, index, live, parallel_requests) if index.is_read else {}
         hidden_info: dict[int, dict] = {}
         for crid, (data, deal) in sorted(hidden.items()):
             rec = list_row_record(hidden_list_row(data, deal, timezone, db_timezone), timezone, result["scans"],

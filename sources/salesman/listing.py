@@ -124,22 +124,18 @@ class ListRepair:
             yield rows
 
 
-def hidden_rows(client: SalesmanClient, index: DealIndex | None, live: set[int], known_hidden: dict[int, int],
+def hidden_rows(client: SalesmanClient, index: DealIndex, live: set[int],
                 parallel: int = 1) -> dict[int, tuple[dict, dict]]:
-    """Rows that exist but ``invoice/list`` never shows (their deal is owned by ``iduser=0``), as
-    ``crid -> (invoice/info data, deal)``. With the deal index read: every row it has that the complete
-    list lacks; without it: the ones found before, read again (a deleted one answers ``crid: 0``)."""
-    if index is not None and index.is_read:
-        wanted = {crid: did for crid, (did, _item) in index.rows.items() if crid not in live}
-    else:
-        wanted = {crid: did for crid, did in known_hidden.items() if crid not in live}
+    """Rows that exist but ``invoice/list`` does not show (their deal is owned by ``iduser=0``), as
+    ``crid -> (invoice/info data, deal)``: every row of the deal index that the complete list lacks, read
+    through ``invoice/info`` (deal/list lacks the planned date; a row deleted since answers ``crid: 0``)."""
+    wanted = {crid: did for crid, (did, _item) in index.read().rows.items() if crid not in live}
     found: dict[int, tuple[dict, dict]] = {}
     infos = parallel_map(lambda crid: client.call("invoice/info", {"id": crid}).get("data") or {}, sorted(wanted),
                          parallel)
     for crid, data in zip(sorted(wanted), infos, strict=True):
         if data.get("crid"):
-            deal = (index.deals.get(wanted[crid]) if index is not None else None) or {}
-            found[crid] = (data, deal)
+            found[crid] = (data, index.deals.get(wanted[crid]) or {})
     return found
 
 
