@@ -36,7 +36,7 @@ BANK_ACCOUNTS = [
 RS_BY_RATE = {Decimal(a["ndsDefault"]): a["id"] for a in BANK_ACCOUNTS if a["tip"] == "bank"} | {Decimal(0): 2}
 COMPANY = "ООО \u201dБрикет Солюшн\u201d"
 CURRENCIES = {"USD": (1, "Доллар США", "$"), "EUR": (2, "Евро", "\u20ac"), "CNY": (3, "Юань", "¥")}
-TIE_ORDERS = ("stable", "shuffle", "limit_dependent")
+TIE_ORDERS = ("stable", "shuffle", "limit_dependent", "estimate")
 ORDER_MAP = {"datum": "datum", "date_create": "datum", "dateCreate": "datum", "datum_credit": "datum_credit",
              "date_plan": "datum_credit", "datePlan": "datum_credit", "invoice_date": "invoice_date",
              "date_fact": "invoice_date", "dateFact": "invoice_date", "summa_credit": "summa_credit",
@@ -77,8 +77,13 @@ class SalesmanAccount:
     # 'shuffle': re-ordered on every request;
     # 'limit_dependent': ordered by a deterministic function of (row, LIMIT offset, LIMIT count), the same on
     #   every request, as MariaDB's LIMIT optimisation does (measured on a real server with 547 rows): a tie
-    #   group that straddles a page boundary shows some rows on both pages and others on neither, every time.
+    #   group that straddles a page boundary shows some rows on both pages and others on neither, every time;
+    # 'estimate': what MariaDB 10.11 was measured doing (tests/real_server): when the listed rows belong to
+    #   more than one user, pages whose offset+limit reaches the optimizer's row estimate (count minus
+    #   ``row_estimate_gap``) order ties like the unlimited query, all other pages another fixed way, so
+    #   only the tie group cut by the boundary before the last page loses (and repeats) a stretch of rows.
     tie_order: str = "stable"
+    row_estimate_gap: int = 1
     # Rows created through the API in one minute share their creation time (API writes store H:i:00):
     # > 0 folds every run of this many consecutive invoices into one creation minute (tie groups).
     tie_group_size: int = 0
@@ -266,6 +271,13 @@ class SalesmanProvider:
             if row.did == did:
                 row.iduser = 0
 
+    def give_deal(self, did: int, iduser: int) -> None:
+        """Make another user (a «Менеджер продаж», say) own a deal and its rows."""
+        self.changed()
+        for row in self.rows.values():
+            if row.did == did:
+                row.iduser = iduser
+
     # ---- protocol --------------------------------------------------------------------------------------
     def method_key(self, request: Request) -> str:
         parts = request.path.split("/")
@@ -363,6 +375,13 @@ class SalesmanProvider:
         page = offset if offset > 0 else 1
         if self.account.tie_order == "limit_dependent":
             chunk = self._limit_window(rows, column, (page - 1) * n, n)
+        elif (self.account.tie_order == "estimate" and page * n >= count - self.account.row_estimate_gap
+              and len({r.iduser for r in rows}) > 1):
+            unlimited = self._cache.get(("unlimited", key))
+            if unlimited is None:  # the other fixed order: ties reversed
+                unlimited = sorted(reversed(rows), key=lambda r: _sort_value(r, column), reverse=descending)
+                self._cache[("unlimited", key)] = unlimited
+            chunk = unlimited[(page - 1) * n: page * n]
         else:
             chunk = rows[(page - 1) * n: page * n]
         groups = self._cache.get("groups")
