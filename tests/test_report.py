@@ -23,6 +23,7 @@ AS_OF = date(2026, 11, 20)
 CRM = {"SalesMan": "salesman", "Bitrix24": "bitrix24", "ONLYOFFICE": "onlyoffice"}
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 CENT = Decimal("0.01")
+ENGLISH = {"LC_ALL": "en_US.UTF-8"}  # the report's default language follows the locale
 
 
 class Report(HTMLParser):
@@ -402,6 +403,14 @@ def test_locale_formats(built):
     assert all(ru_date(r["issue_date"]) <= AS_OF for r in ru_page.rows("top_overdue_clients"))
 
 
+def test_the_default_language_follows_the_locale(built):
+    workdir = built["workdir"]
+    for locale, lang in (("ru_RU.UTF-8", "ru"), ("en_GB.UTF-8", "en"), ("C.UTF-8", "en")):
+        out = workdir.path / "out" / f"locale_{lang}.html"
+        assert_ok(workdir.cli(*report_args(out), env={"LC_ALL": locale}))
+        assert Report(out.read_text(encoding="utf-8")).root["lang"] == lang
+
+
 def test_bad_arguments_are_usage_errors(built):
     workdir = built["workdir"]
     proc = workdir.cli("report", "--as-of", "31.10.2026")
@@ -454,7 +463,7 @@ def test_loaded_but_no_marts_is_a_clear_message(workdir, make_sandbox):
 
 def test_empty_warehouse_gives_an_empty_report(workdir, make_sandbox):
     sandbox = make_sandbox(invoices={"salesman": 0})
-    assert_ok(workdir.cli("run", "--no-progress", "--sources", "salesman", sandbox=sandbox))
+    assert_ok(workdir.cli("run", "--no-progress", "--sources", "salesman", sandbox=sandbox, env=ENGLISH))
     out = workdir.data / "report.html"
     page = Report(out.read_text(encoding="utf-8"))
     assert any("holds no invoices" in text for _a, text in page.banners)
@@ -483,7 +492,7 @@ def test_a_failed_last_load_is_named_with_the_last_good_one(workdir, make_sandbo
     assert_ok(workdir.cli("run", "--no-progress", "--sources", "salesman", sandbox=sandbox))
     (good,), = workdir.query("select max(inserted_at) from raw_salesman._dlt_loads where status = 0")
     failed = workdir.cli("run", "--no-progress", "--sources", "salesman", sandbox=sandbox,
-                         env={"SOURCES__SALESMAN__API_KEY": "a-wrong-key"})
+                         env={"SOURCES__SALESMAN__API_KEY": "a-wrong-key", **ENGLISH})
     assert failed.returncode == 1
     assert f"report: {workdir.data / 'report.html'}" in failed.stdout  # the run still ends with the report
     for path in (workdir.data / "report.html", workdir.path / "later.html"):
@@ -496,3 +505,34 @@ def test_a_failed_last_load_is_named_with_the_last_good_one(workdir, make_sandbo
         assert f"as of its last successful load ({good.day} {good:%b %Y %H:%M} UTC)" in text
         assert "the API rejected the credentials" in text and "a-wrong-key" not in text
         assert {r["state"] for r in page.rows("freshness") if r["source_system"] == "SalesMan"} == {"last load FAILED"}
+
+
+def test_a_systematic_vat_default_reads_as_one_finding(workdir):
+    """As on a real SalesMan account (423 of 489 invoices): VAT charged at 20 % on most invoices whose rate
+    says 22 %. The report names it once, with the count, the share and the money, and the pattern."""
+    from sandbox.world import q2
+
+    world = World.generate(seed=5, invoices={"salesman": 40, "bitrix24": 0, "onlyoffice": 0})
+    for inv in world.invoices["salesman"]:
+        if inv.lines and all(line.vat_rate == 22 for line in inv.lines):
+            inv.vat_override = q2(inv.totals()[2] * 20 / 120)
+    sandbox = Sandbox(world).start()
+    try:
+        assert_ok(workdir.cli("run", "--no-progress", "--sources", "salesman", sandbox=sandbox, env=ENGLISH))
+    finally:
+        sandbox.stop()
+    (n,), = workdir.query("select count(*) from marts.rpt_reconciliation_exceptions where rule = 'vat_rate_mismatch'")
+    (total,), = workdir.query("select count(*) from marts.fct_invoices where not is_deleted")
+    assert n >= 10 and 2 * n >= total, (n, total)
+    text = (workdir.data / "report.html").read_text(encoding="utf-8")
+    page = Report(text)
+    share = (Decimal(n) * 100 / total).quantize(Decimal(1), ROUND_HALF_UP)
+    assert (f"vat_rate_mismatch: {n} of {total} SalesMan invoices ({share}%) — one systematic cause, not {n} "
+            "separate errors") in text.replace("\u00a0", " ")
+    (row,) = [r for r in page.rows("reconciliation_by_rule") if r["rule"] == "vat_rate_mismatch"]
+    stake = sum((abs(Decimal(e) - Decimal(a)) for e, a in workdir.query(
+        "select expected, actual from marts.rpt_reconciliation_exceptions where rule = 'vat_rate_mismatch'")),
+        Decimal("0.00"))
+    assert row["count"] == str(n) and num(row["at_stake"], "en") == stake
+    assert {(p["finding"], p["count"]) for p in page.rows("reconciliation_patterns")} == {
+        ("invoice rate 22%, VAT charged at 20%", str(n))}
