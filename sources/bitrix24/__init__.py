@@ -176,18 +176,18 @@ def bitrix24_source(
     @dlt.resource(name="recurring_templates", write_disposition="replace",
                   columns={"next_execution": {"data_type": "date"}, "start_date": {"data_type": "date"}})
     def recurring_templates() -> Iterator[list[dict]]:
-        out = []
+        out = {}  # by id: offset pages shift when a setting is added meanwhile, so a row may come twice
         try:
             for page in portal.recurring():
-                out += [{"id": int(r["ID"]), "template_invoice_id": int(r["INVOICE_ID"]),
+                out |= {int(r["ID"]): {"id": int(r["ID"]), "template_invoice_id": int(r["INVOICE_ID"]),
                          "active": r.get("ACTIVE") == "Y",
                          "next_execution": rec.business_date(r.get("NEXT_EXECUTION"), "NEXT_EXECUTION"),
                          "start_date": rec.business_date(r.get("START_DATE"), "START_DATE"), **context}
-                        for r in page]
+                        for r in page}
         except MethodUnavailable:
             return  # a portal without legacy invoices has no recurring templates either
         if out:
-            yield out
+            yield list(out.values())
 
     @dlt.resource(name="companies", write_disposition="merge", primary_key=("account", "id"),
                   columns={"title": {"data_type": "text"}})

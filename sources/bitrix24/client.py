@@ -84,6 +84,7 @@ class BatchResult:
     next: dict = field(default_factory=dict)
     unavailable: set[str] = field(default_factory=set)  # keys of optional methods the portal does not offer
     errors: dict[str, object] = field(default_factory=dict)  # tolerated keys' errors, as the portal sent them
+    total: dict = field(default_factory=dict)  # result_total: rows behind paged commands (start >= 0)
 
 
 REF = re.compile(r"(\$result\[[^\]]+\](?:\[[^\]]*\])*)")
@@ -301,7 +302,7 @@ class Bitrix24Client:
                                             f"({_describe(err)}).", "check the portal's plan and modules.")
                 raise self.command_failure(key, method, err, len(errors), len(commands))
             return BatchResult(_as_map(inner.get("result")), _as_map(inner.get("result_next")), unavailable,
-                               judged)
+                               judged, _as_map(inner.get("result_total")))
         raise self.fail("batch commands kept hitting the portal's limits.", "run later.")
 
     def command_failure(self, key: str, method: str, err: object, failed: int = 1, total: int = 1) -> SourceError:

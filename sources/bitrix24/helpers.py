@@ -26,11 +26,11 @@ LEGACY_METHODS = frozenset({"crm.invoice.list", "crm.invoice.recurring.list"})  
 
 def allocate(wants: dict[str, int], capacity: int) -> dict[str, int]:
     """Pages per list in the opening batch: what each wants if it fits, else shares of the capacity (at least
-    one page each). A list that does not finish there goes on in batches of its own."""
+    one page each while there is room). A list that does not finish there goes on in batches of its own."""
     if sum(wants.values()) <= capacity:
         return dict(wants)
-    total = sum(wants.values())
-    sizes = {k: max(1, math.floor(w * capacity / total)) for k, w in wants.items()}
+    total, least = sum(wants.values()), 1 if capacity >= len(wants) else 0
+    sizes = {k: max(least, math.floor(w * max(0, capacity) / total)) for k, w in wants.items()}
     while sum(sizes.values()) > capacity:
         biggest = max(sizes, key=sizes.get)
         sizes[biggest] -= 1
@@ -93,7 +93,12 @@ class Run:
         commands["stI"] = ("crm.status.list", {"filter": {"ENTITY_ID": "INVOICE_STATUS"}})
         commands["cur"] = ("crm.currency.list", {"order": {"SORT": "ASC"}})
         commands["rec"] = ("crm.invoice.recurring.list", {"order": {"ID": "ASC"}, "select": ["*"], "start": 0})
-        sizes = allocate({k: min(w, self.chain) for k, w in wants.items()}, MAX_BATCH - len(commands))
+        wants = {k: min(w, self.chain) for k, w in wants.items()}
+        # the changed reads first: one that does not end here would make the sweep read after it stale
+        first = {k: wants.pop(k) for k in ("si", "li")}
+        room = MAX_BATCH - len(commands)
+        sizes = allocate(first, room)
+        sizes |= allocate(wants, room - sum(sizes.values()))
         for key, export in self.exports.items():
             commands.update(export.commands(key, sizes[key]))
         guesses = {}
@@ -195,15 +200,24 @@ class Run:
         return list(self.open().result.get("cur") or [])
 
     def recurring(self) -> Iterator[list[dict]]:
+        """Recurring settings, paged by offset (the method has no id export). The first page's total gives
+        every other page's offset up front: they go 50 to a batch; ``next`` covers rows added meanwhile."""
         res = self.open()
         if "rec" in res.unavailable:
             raise MethodUnavailable(SOURCE_NAME, "the portal does not offer crm.invoice.recurring.list.",
                                     "nothing to do: a portal without legacy invoices has no recurring templates.")
+        method, params = "crm.invoice.recurring.list", {"order": {"ID": "ASC"}, "select": ["*"]}
         yield list(res.result.get("rec") or [])
-        start = res.next.get("rec")
+        start, total = res.next.get("rec"), int(res.total.get("rec") or 0)
+        offsets = list(range(int(start), total, PAGE_SIZE)) if start else []
+        for i in range(0, len(offsets), MAX_BATCH):
+            part = offsets[i:i + MAX_BATCH]
+            more = self.client.batch({f"r{o}": (method, {**params, "start": o}) for o in part})
+            for o in part:
+                yield list(more.result.get(f"r{o}") or [])
+            start = more.next.get(f"r{part[-1]}")
         while start:
-            body = self.client.call("crm.invoice.recurring.list",
-                                    {"order": {"ID": "ASC"}, "select": ["*"], "start": int(start)})
+            body = self.client.call(method, {**params, "start": int(start)})
             yield list(body.get("result") or [])
             start = body.get("next")
 
