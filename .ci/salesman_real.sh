@@ -42,7 +42,7 @@ trap cleanup EXIT
 
 t0=$(date +%s)
 SM_APT="$apt_needed" bash "$SM_SCRIPTS/setup.sh" > "$SM_HOME.setup.log" 2>&1 || {
-  cat "$SM_HOME.setup.log" >&2; rm -f "$SM_HOME.setup.log"; log "setup.sh failed"; exit 1; }
+  grep -v 'API key' "$SM_HOME.setup.log" >&2; rm -f "$SM_HOME.setup.log"; log "setup.sh failed"; exit 1; }
 rm -f "$SM_HOME.setup.log"
 log "server up on 127.0.0.1:$SM_PORT in $(( $(date +%s) - t0 ))s (packages installed: $apt_needed)"
 
