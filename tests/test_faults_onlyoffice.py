@@ -29,25 +29,9 @@ def portal(make_sandbox, n: int = 24, seed: int = 7, **options):
     return sandbox, sandbox["onlyoffice"]
 
 
-def at(provider, method: str, nth: int, **faults) -> list[int]:
-    """From the ``nth`` request of ``method`` on, the given Faults fields are set (and fire on that method
-    only, that request included). Returns the list of that method's request numbers, for counting."""
-    seen: list[int] = []
-    provider.faults.only_methods = {method}
-
-    def hook(prov, request, n):
-        if prov.method_key(request) == method:
-            seen.append(n)
-            if len(seen) == nth:
-                for name, value in faults.items():
-                    setattr(prov.faults, name, value)
-
-    provider.faults.on_request = hook
-    return seen
-
-
-def on(provider, method: str, nth: int, action) -> None:
-    """Call ``action(provider)`` just before the ``nth`` request of ``method`` is answered."""
+def on(provider, method: str, nth: int, action) -> list[int]:
+    """Call ``action(provider)`` just before the ``nth`` request of ``method`` is answered. Returns the list
+    of that method's request numbers, for counting."""
     seen: list[int] = []
 
     def hook(prov, request, n):
@@ -57,6 +41,14 @@ def on(provider, method: str, nth: int, action) -> None:
                 action(prov)
 
     provider.faults.on_request = hook
+    return seen
+
+
+def at(provider, method: str, nth: int, **faults) -> list[int]:
+    """From the ``nth`` request of ``method`` on, the given Faults fields are set (and fire on that method
+    only, that request included)."""
+    provider.faults.only_methods = {method}
+    return on(provider, method, nth, lambda prov: [setattr(prov.faults, k, v) for k, v in faults.items()])
 
 
 def deleted_ids(workdir) -> set[int]:
@@ -313,3 +305,22 @@ def test_credentials_revoked_mid_run_fail_clearly_after_a_single_login_attempt(m
     # four workers hit the 401; one logged in again and was refused; nobody else tried (the brute-force lock)
     assert sandbox.count("onlyoffice", "POST authentication") == 2
     assert old_password not in proc.stdout + proc.stderr
+
+
+def test_invoice_deleted_between_the_list_and_its_detail_call_is_marked_in_the_same_run(make_sandbox, workdir):
+    sandbox, provider = portal(make_sandbox, 30, seed=5)
+    assert_ok(run(workdir, sandbox))
+    provider.call("PUT", "invoice/tax/1", {"rate": 21})  # most invoices changed: their details are fetched again
+    live = [i for i in sandbox.world.invoices["onlyoffice"] if not i.deleted]
+    victim = max((i for i in live if state(i).status == SENT), key=oo_id)
+    provider.call("PUT", "invoice/status/4", {"invoiceids": [oo_id(victim)]})  # changed for sure
+    on(provider, "invoice/{id}", 1, lambda prov: prov.delete_invoice(victim.id))  # the list was read already
+    sandbox.reset_counts()
+    assert_ok(run(workdir, sandbox))
+    assert sandbox.count("onlyoffice", "invoice/{id}") > 4  # the victim's call came after the first ones
+    assert_raw_matches_portal(workdir, sandbox)
+    marked = workdir.query("select id, deleted_at from raw_onlyoffice.invoice_deletions where is_deleted")
+    assert [i for i, _at in marked] == [oo_id(victim)]
+    provider.faults.on_request = None
+    assert_ok(run(workdir, sandbox))  # the state knew: the next run marks nothing again
+    assert workdir.query("select id, deleted_at from raw_onlyoffice.invoice_deletions where is_deleted") == marked

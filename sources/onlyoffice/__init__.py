@@ -53,11 +53,21 @@ INVOICE_COLUMNS = _columns(
     due_date=DATE, issue_date_raw=TEXT, due_date_raw=TEXT, create_on_raw=TEXT, created_at=TS, consignee_id=BIGINT,
     purchase_order_number=TEXT, terms=TEXT, description=TEXT, _scan={"data_type": "bigint", "dedup_sort": "desc"},
 )
+DELETION_COLUMNS = dict(id={"data_type": "bigint", "nullable": False}, is_deleted={"data_type": "bool"},
+                        deleted_at=TS, account=TEXT, invoice_id={"data_type": "bigint", "nullable": True})
 LINE_COLUMNS = _columns(
     id={"data_type": "bigint", "nullable": False}, invoice_id={"data_type": "bigint", "nullable": False},
     invoice_item_id=BIGINT, tax1_id=BIGINT, tax2_id=BIGINT, description=TEXT, quantity=QUANTITY, price=MONEY,
     discount=PERCENT,
 )
+
+
+def _line_table_deletions(marks: list[dict]):
+    """Deletion marks yielded by the lines transformer. A table variant starts from the resource's own hints,
+    so the lines' merge key is dropped and their not-null ``invoice_id`` relaxed: neither belongs there."""
+    hints = dlt.mark.make_hints(table_name="invoice_deletions", write_disposition="merge", primary_key="id",
+                                merge_key="", columns=_columns(**DELETION_COLUMNS))
+    return dlt.mark.with_hints(marks, hints, create_table_variant=True)
 
 
 @dlt.source(name="onlyoffice", max_table_nesting=0)
@@ -105,6 +115,7 @@ def onlyoffice_source(
     context = {"account": account_name}
     snapshot = {"snapshot_date": run_at.date(), **context}
     fetched: set[int] = set()  # invoice ids whose details this run already read
+    gone: set[int] = set()  # invoice ids whose details answered 404: deleted after the list was read
 
     @dlt.resource(name="invoices", write_disposition="merge", primary_key="id", columns=INVOICE_COLUMNS)
     def invoices() -> Iterator[list[dict]]:
@@ -114,7 +125,7 @@ def onlyoffice_source(
         result: dict = {}
         for scan_no, rows in scan(client, "invoice/filter", page_size, sort_by, max_scan_attempts, result):
             yield [dict(invoice_record(r, scan_no), **context, _extracted_at=run_at) for r in rows]
-        live: set[int] = result["ids"]
+        live: set[int] = result["ids"] - gone
         marks, vanished = deletion_marks("id", known, deleted, result["yielded"], live, run_at)
         if marks:
             yield dlt.mark.with_table_name([dict(m, **context) for m in marks], "invoice_deletions")
@@ -138,11 +149,12 @@ def onlyoffice_source(
             if failed.is_set():
                 # the run has failed: the calls still queued would each go through every retry, and after a
                 # revoked login each would count towards the brute-force lock, before the error is reported
+                # (pool.map raises that error before any of these results is read)
                 return row, None
             try:
                 return row, line_records(client.fetch(f"invoice/{row['id']}"))
             except NotFound:
-                return row, None  # deleted between the list and this call: the next snapshot marks it
+                return row, None  # deleted between the list and this call
             except BaseException:
                 failed.set()
                 raise
@@ -151,12 +163,21 @@ def onlyoffice_source(
             results = list(pool.map(detail, todo))
         out = []
         for row, lines in results:
-            if lines is None:
-                continue
-            out.extend(dict(line, **context, _extracted_at=run_at) for line in lines)
-            seen[str(row["id"])] = row["_fingerprint"]
+            if lines is not None:
+                out.extend(dict(line, **context, _extracted_at=run_at) for line in lines)
+                seen[str(row["id"])] = row["_fingerprint"]
         if out:
             yield out
+        vanished = {row["id"] for row, lines in results if lines is None} - gone
+        if vanished:
+            # Deleted between the list and the detail call: marked now, not one run late. The list may have
+            # been finished and its state written already (dlt interleaves the two), so that state is fixed
+            # up here too; if not, the list leaves these ids out itself.
+            gone.update(vanished)
+            listed = dlt.current.resource_state("invoices")
+            listed["known_ids"] = sorted(set(listed.get("known_ids", [])) - vanished)
+            listed["deleted_ids"] = sorted(set(listed.get("deleted_ids", [])) | vanished)
+            yield _line_table_deletions([{"id": i, "is_deleted": True, "deleted_at": run_at, **context} for i in sorted(vanished)])
 
     @dlt.resource(name="taxes", write_disposition="merge", primary_key=("id", "snapshot_date"),
                   columns=_columns(rate=PERCENT, snapshot_date=DATE, description=TEXT))
