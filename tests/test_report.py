@@ -536,3 +536,15 @@ def test_a_systematic_vat_default_reads_as_one_finding(workdir):
     assert row["count"] == str(n) and num(row["at_stake"], "en") == stake
     assert {(p["finding"], p["count"]) for p in page.rows("reconciliation_patterns")} == {
         ("invoice rate 22%, VAT charged at 20%", str(n))}
+
+
+def test_a_warehouse_held_by_a_writer_is_a_clear_message(workdir):
+    import duckdb
+
+    workdir.data.mkdir(parents=True)
+    with duckdb.connect(str(workdir.db)) as con:  # a writer (a load, a notebook) holds the file
+        con.execute("create schema marts")
+        proc = workdir.cli("report")
+    assert proc.returncode == 5
+    assert proc.stderr.startswith(f"crm-invoices: report: cannot open the warehouse {workdir.db} (")
+    assert "Fix: wait for the run that writes it to finish" in proc.stderr and "Traceback" not in proc.stderr
