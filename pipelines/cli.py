@@ -32,25 +32,42 @@ def _parser() -> argparse.ArgumentParser:
                      help="drop the selected sources' raw tables and state, then load everything again")
     run.add_argument("--skip-models", action="store_true", help="load only; do not run dbt")
     run.add_argument("--no-progress", action="store_true", help="no periodic progress lines on stderr")
+    _add_destination(run)
     models = sub.add_parser("models", help="rebuild the dbt models over what is loaded")
     models.add_argument("--vars", default=None, help="extra dbt vars as JSON, e.g. '{\"as_of\": \"2026-11-01\"}'")
+    _add_destination(models)
     from .report.command import add_parser as add_report_parser
 
     add_report_parser(sub)
+    _add_destination(sub.choices["report"])
     return parser
+
+
+def _add_destination(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--destination", choices=("duckdb", "postgres"), default=None,
+                        help="the warehouse: duckdb (default, a local file) or postgres (dlt's "
+                             "DESTINATION__POSTGRES__CREDENTIALS or .dlt/secrets.toml); see docs/WAREHOUSES.md")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .warehouse import WarehouseError, exclusive
+    if getattr(args, "destination", None):  # before dlt or dbt read anything: the lock, dlt and dbt agree
+        os.environ["CRM_INVOICES_DESTINATION"] = args.destination
+    from .warehouse import WarehouseError, writer_lock
 
     if args.command == "report":  # a reader: no writer lock, a read-only connection
+        from .destination import is_postgres
         from .report.command import report_command
 
+        if is_postgres():
+            print("crm-invoices: report: the HTML report reads a DuckDB warehouse; the PostgreSQL marts are the "
+                  "tables of its schema `marts` (query them there). Fix: run `crm-invoices report` against a "
+                  "DuckDB warehouse (--destination duckdb); see docs/WAREHOUSES.md.", file=sys.stderr)
+            return 5
         return report_command(args)
     try:
         if args.command in ("run", "models"):  # the writers: one at a time per warehouse
-            with exclusive(database_path(), args.command):
+            with writer_lock(args.command):
                 return _run(args) if args.command == "run" else _models(args)
         return _models(args)
     except WarehouseError as exc:
@@ -100,7 +117,7 @@ def _run(args) -> int:
             from .models import build_models
 
             print("building models ...", file=sys.stderr)
-            result = build_models(enabled_sources(database_path()))
+            result = build_models(enabled_sources())
             models_ok = result.ok
             models_summary = f"{result.summary} in {result.seconds:.1f}s"
             if not result.ok:
@@ -108,9 +125,14 @@ def _run(args) -> int:
                 print("crm-invoices: models: dbt build failed (see above). Fix: the raw data is loaded; "
                       "correct the model or data and run `crm-invoices models`.", file=sys.stderr)
         _print_summary(outcomes, models_summary, time.monotonic() - started)
+        from .destination import is_postgres
         from .report.command import report_after_run
 
-        report_rc = report_after_run(outcomes, models_skipped=args.skip_models)
+        if is_postgres():  # the report reads a DuckDB file (docs/WAREHOUSES.md)
+            print("report: skipped (the HTML report reads a DuckDB warehouse; the marts are in PostgreSQL)")
+            report_rc = 0
+        else:
+            report_rc = report_after_run(outcomes, models_skipped=args.skip_models)
         if not all(o.ok for o in outcomes):
             return 1
         return (0 if models_ok else 2) or report_rc
@@ -126,7 +148,7 @@ def _models(args) -> int:
     from .runner import enabled_sources
 
     extra = json.loads(args.vars) if args.vars else None
-    result = build_models(enabled_sources(database_path()), extra)
+    result = build_models(enabled_sources(), extra)
     if not result.ok:
         print(result.failure_text(), file=sys.stderr)
         print("crm-invoices: models: dbt build failed.", file=sys.stderr)
@@ -136,7 +158,9 @@ def _models(args) -> int:
 
 
 def _print_summary(outcomes, models_summary: str, seconds: float) -> None:
-    lines = [f"crm-invoices: {database_path()}"]
+    from .destination import describe
+
+    lines = [f"crm-invoices: {describe()}"]
     for o in outcomes:
         state = "ok" if o.ok else "FAILED"
         rows = ", ".join(f"{t}={n}" for t, n in sorted(o.rows.items())) or "no new rows"
@@ -148,19 +172,14 @@ def _print_summary(outcomes, models_summary: str, seconds: float) -> None:
 
 
 def _mart_totals() -> list[str]:
-    import duckdb
+    from .destination import query
 
-    db = database_path()
-    if not db.exists():
-        return []
     try:
-        with duckdb.connect(str(db), read_only=True) as con:
-            rows = con.execute(
-                "select source_system, currency, count(*), sum(amount_gross), sum(amount_paid), sum(amount_due) "
-                "from marts.fct_invoices where not is_deleted group by all order by all").fetchall()
-            exceptions = con.execute("select severity, count(*) from marts.rpt_reconciliation_exceptions "
-                                     "group by all order by all").fetchall()
-    except duckdb.Error:
+        rows = query("select source_system, currency, count(*), sum(amount_gross), sum(amount_paid), "
+                     "sum(amount_due) from marts.fct_invoices where not is_deleted group by 1, 2 order by 1, 2")
+        exceptions = query("select severity, count(*) from marts.rpt_reconciliation_exceptions "
+                           "group by 1 order by 1")
+    except Exception:  # no marts yet (a failed first build), or the warehouse went away: no totals
         return []
     out = ["  fct_invoices (live)  source / currency / invoices / gross / paid / due"]
     out += [f"    {s:<11} {c} {n:>7} {g:>16} {p:>16} {d:>16}" for s, c, n, g, p, d in rows]

@@ -1,5 +1,7 @@
-"""Build the dbt project in ``models/`` over the same DuckDB file (dbt called directly, not via dlt's
-runner: that one costs about 18 s per run and builds its own virtualenv)."""
+"""Build the dbt project in ``models/`` over the same warehouse dlt loaded: the DuckDB file, or the PostgreSQL
+database of ``--destination postgres`` (profile target chosen and filled from dlt's resolved credentials by
+``destination.dbt_env``). dbt is called directly, not via dlt's runner: that one costs about 18 s per run and
+builds its own virtualenv."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .destination import dbt_env, is_postgres
 from .settings import MODELS_DIR, database_path, dbt_work_dir, redact_text
 from .warehouse import held_by_other_program
 
@@ -32,8 +35,8 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
     started = time.monotonic()
     work = dbt_work_dir()
     env = dict(os.environ)
+    env.update(dbt_env())
     env.update({
-        "CRM_INVOICES_DUCKDB": str(database_path()),
         "DBT_TARGET_PATH": str(work / "target"),
         "DBT_LOG_PATH": str(work / "logs"),
         "DBT_PROFILES_DIR": str(MODELS_DIR),
@@ -49,7 +52,8 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
     output = redact_text(proc.stdout + proc.stderr)
     lines = output.strip().splitlines()
     summary = _summary(work / "target" / "run_results.json") or (lines[-1] if lines else "")
-    busy = held_by_other_program(database_path(), Exception(output)) if proc.returncode else None
+    busy = (held_by_other_program(database_path(), Exception(output))
+            if proc.returncode and not is_postgres() else None)
     return ModelsOutcome(proc.returncode == 0, time.monotonic() - started, summary, output, busy)
 
 

@@ -49,6 +49,11 @@ def dbt_work_dir() -> Path:
     never serve another one loaded from the same folder."""
     import hashlib
 
+    from .destination import is_postgres, postgres_target
+
+    if is_postgres():
+        key = postgres_target().key()
+        return data_dir() / "dbt" / f"{key}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
     db = database_path()
     return data_dir() / "dbt" / f"{db.stem}-{hashlib.sha1(str(db).encode()).hexdigest()[:8]}"
 
@@ -57,9 +62,26 @@ def secret_values() -> list[str]:
     """Every configured secret: from the environment and from the ``secrets.toml`` files dlt reads (the
     project's ``.dlt/`` and the global dlt dir), chosen by the same key names."""
     found = [v for k, v in os.environ.items() if SECRET_ENV.search(k) and v and len(v) >= 4]
+    found += [p for v in os.environ.values() if (p := url_password(v))]
     for path in _secrets_files():
-        found += [v for k, v in _toml_leaves(path) if SECRET_ENV.search(k) and len(v) >= 4]
+        leaves = _toml_leaves(path)
+        found += [v for k, v in leaves if SECRET_ENV.search(k) and len(v) >= 4]
+        found += [p for _k, v in leaves if (p := url_password(v))]
     return found
+
+
+def url_password(value: str) -> str | None:
+    """The password of a connection string (``postgresql://user:password@host/db``, dlt's credentials form),
+    whatever the setting is called: DESTINATION__POSTGRES__CREDENTIALS names no secret word."""
+    from urllib.parse import unquote, urlsplit
+
+    if "://" not in value or "@" not in value:
+        return None
+    try:
+        password = urlsplit(value.strip()).password
+    except ValueError:
+        return None
+    return unquote(password) if password and len(password) >= 4 else None
 
 
 def _secrets_files() -> list[Path]:

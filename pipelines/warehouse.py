@@ -64,15 +64,85 @@ def lock_path(db: Path) -> Path:
 @contextlib.contextmanager
 def exclusive(db: Path, command: str) -> Iterator[None]:
     """Hold the warehouse for this process, or raise :class:`WarehouseBusy` at once (no waiting)."""
-    path = lock_path(db)
+    with _flocked(lock_path(db), str(db), command, f"cannot write beside the warehouse {db}",
+                  "point DESTINATION__DUCKDB__CREDENTIALS or CRM_INVOICES_DATA_DIR at one that is"):
+        _refuse_if_duckdb_is_held(db)
+        yield
+
+
+@contextlib.contextmanager
+def writer_lock(command: str) -> Iterator[None]:
+    """The one-writer lock of the current destination (``--destination``): DuckDB's file lock, or
+    PostgreSQL's (see :func:`exclusive_postgres`)."""
+    from .destination import is_postgres, postgres_target
+    from .settings import database_path
+
+    if is_postgres():
+        with exclusive_postgres(postgres_target(), command):
+            yield
+    else:
+        with exclusive(database_path(), command):
+            yield
+
+
+# Session-level advisory locks are per database: one constant key is "the crm-invoices writer" of that
+# database. (A bigint: the first 8 bytes of sha1("crm-invoices writer"), as a signed integer.)
+ADVISORY_KEY = int.from_bytes(__import__("hashlib").sha1(b"crm-invoices writer").digest()[:8], "big", signed=True)
+
+
+@contextlib.contextmanager
+def exclusive_postgres(target, command: str) -> Iterator[None]:
+    """One writer per PostgreSQL database. Two layers: a ``flock`` on a file under the data dir named after
+    host/port/database (refuses a second run from the same working folder with the holder's pid, as on
+    DuckDB) and a session advisory lock held by a connection open for the whole run (refuses writers from
+    other folders and other machines). The server releases the advisory lock when that connection ends,
+    so a killed run (``kill -9``: its socket closes) never blocks the next one. Opening that connection is
+    also where wrong credentials, a server that is down or a database that does not exist are found: before
+    any CRM is called."""
+    from .settings import data_dir
+
+    path = data_dir() / "locks" / f"{target.key()}.lock"
+    with _flocked(path, target.describe(), command, f"cannot write the lock file of the {target.describe()}",
+                  "point CRM_INVOICES_DATA_DIR at one that is"):
+        app = f"crm-invoices {command} (pid {os.getpid()} on {socket.gethostname()})"
+        con = target.connect(app)
+        try:
+            con.autocommit = True
+            with con.cursor() as cur:
+                cur.execute("select pg_try_advisory_lock(%s)", (ADVISORY_KEY,))
+                (got,) = cur.fetchone()
+                if not got:
+                    raise WarehouseBusy(
+                        f"crm-invoices: the warehouse {target.describe()} is being written by "
+                        f"{_advisory_holder(cur)}. Fix: wait for that run to finish (or stop it), then run "
+                        "again; this run called no CRM and changed nothing.")
+            yield
+        finally:
+            con.close()  # ends the session: the advisory lock goes with it
+
+
+def _advisory_holder(cur) -> str:
+    key = ADVISORY_KEY & 0xFFFFFFFFFFFFFFFF
+    cur.execute("select a.application_name, a.pid, a.client_addr, a.backend_start from pg_locks l "
+                "join pg_stat_activity a on a.pid = l.pid where l.locktype = 'advisory' and l.granted "
+                "and l.classid = %s and l.objid = %s", (key >> 32, key & 0xFFFFFFFF))
+    row = cur.fetchone()
+    if row is None:
+        return "another crm-invoices process"
+    app, pid, addr, started = row
+    return (f"{app or 'another session'} (server backend pid {pid}, from {addr or 'a local socket'}, "
+            f"connected {started:%Y-%m-%d %H:%M:%S %Z})")
+
+
+@contextlib.contextmanager
+def _flocked(path: Path, what: str, command: str, cannot: str, fix_dir: str) -> Iterator[None]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise WarehouseError(
-            f"crm-invoices: cannot write beside the warehouse {db} ({exc.strerror}: {exc.filename}). Fix: make "
-            "that directory writable for this user (or point DESTINATION__DUCKDB__CREDENTIALS or "
-            "CRM_INVOICES_DATA_DIR at one that is); nothing was loaded.") from None
+            f"crm-invoices: {cannot} ({exc.strerror}: {exc.filename}). "
+            f"Fix: make that directory writable for this user (or {fix_dir}); nothing was loaded.") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -80,10 +150,9 @@ def exclusive(db: Path, command: str) -> Iterator[None]:
             holder = _read_holder(fd)
             who = holder.describe() if holder else "another crm-invoices process"
             raise WarehouseBusy(
-                f"crm-invoices: the warehouse {db} is being written by {who}. Fix: wait for that run to "
+                f"crm-invoices: the warehouse {what} is being written by {who}. Fix: wait for that run to "
                 f"finish (or stop it), then run again; this run called no CRM and changed nothing.") from None
         _write_holder(fd, command)
-        _refuse_if_duckdb_is_held(db)
         try:
             yield
         finally:

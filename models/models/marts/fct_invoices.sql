@@ -67,7 +67,8 @@ select
     vat_rate,
     amount_paid,
     amount_due,
-    fx_rate_to_reporting,
+    -- cast again: PostgreSQL's CASE keeps numeric but drops the (38,12) of its branches
+    {{ reporting_rate('fx_rate_to_reporting') }} as fx_rate_to_reporting,
     fx_rate_source_used as fx_rate_source,
     {{ to_reporting('amount_gross', 'fx_rate_to_reporting') }} as amount_gross_reporting,
     created_at,

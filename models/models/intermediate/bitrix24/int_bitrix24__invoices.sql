@@ -63,7 +63,7 @@ rates as (
 
 companies as (
     select account, id, title
-    from {{ source_or_empty('bitrix24', 'companies', [('account', 'varchar'), ('id', 'bigint'), ('title', 'varchar')]) }}
+    from {{ source_or_empty('bitrix24', 'companies', [('account', 'varchar'), ('id', 'bigint'), ('title', 'varchar')]) }} as companies
 ),
 
 joined as (

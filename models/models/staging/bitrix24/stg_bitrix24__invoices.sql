@@ -53,13 +53,13 @@ legacy as (
         ('price', 'decimal(18,2)'), ('tax_value', 'decimal(18,2)'), ('status_id', 'varchar'),
         ('is_recurring', 'boolean'), ('recurring_template_id', 'bigint'), ('pay_voucher_date', 'date'),
         ('paid_date', 'date'), ('created_at', 'timestamp with time zone'),
-        ('updated_at', 'timestamp with time zone')]) }}
+        ('updated_at', 'timestamp with time zone')]) }} as legacy_invoices
 ),
 
 deletions as (
     select * from {{ source_or_empty('bitrix24', 'invoice_deletions', [
         ('account', 'varchar'), ('kind', 'varchar'), ('id', 'bigint'), ('is_deleted', 'boolean'),
-        ('detected_at', 'timestamp with time zone')]) }}
+        ('detected_at', 'timestamp with time zone')]) }} as invoice_deletions
 ),
 
 unioned as (

@@ -15,4 +15,4 @@ select
 from {{ source_or_empty('bitrix24', 'smart_invoice_payments', [
     ('account', 'varchar'), ('id', 'bigint'), ('invoice_id', 'bigint'), ('paid', 'boolean'),
     ('paid_at', 'timestamp with time zone'), ('paid_date', 'date'), ('amount', 'decimal(18,2)'),
-    ('currency', 'varchar'), ('pay_system_name', 'varchar')]) }}
+    ('currency', 'varchar'), ('pay_system_name', 'varchar')]) }} as payments

@@ -25,6 +25,6 @@ select
     amount_net,
     vat_amount,
     amount_gross
-from {{ source_or_empty('bitrix24', table, row_columns) }}
+from {{ source_or_empty('bitrix24', table, row_columns) }} as {{ table }}
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

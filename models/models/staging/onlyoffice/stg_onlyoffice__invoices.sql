@@ -6,7 +6,7 @@ with invoices as (
 
 deletions as (
     select * from {{ source_or_empty('onlyoffice', 'invoice_deletions',
-        [('id', 'bigint'), ('is_deleted', 'boolean'), ('deleted_at', 'timestamp')]) }}
+        [('id', 'bigint'), ('is_deleted', 'boolean'), ('deleted_at', 'timestamp')]) }} as invoice_deletions
 )
 
 select

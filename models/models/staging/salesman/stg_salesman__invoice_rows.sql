@@ -11,7 +11,7 @@ details as (
 
 deletions as (
     select * from {{ source_or_empty('salesman', 'invoice_row_deletions',
-        [('crid', 'bigint'), ('is_deleted', 'boolean'), ('deleted_at', 'timestamp')]) }}
+        [('crid', 'bigint'), ('is_deleted', 'boolean'), ('deleted_at', 'timestamp')]) }} as invoice_row_deletions
 )
 
 select
