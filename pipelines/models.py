@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .destination import dbt_env, is_postgres
 from .settings import MODELS_DIR, database_path, dbt_work_dir, redact_text
-from .warehouse import held_by_other_program
+from .warehouse import held_by_other_program, out_of_room
 
 
 @dataclass
@@ -24,7 +24,7 @@ class ModelsOutcome:
     seconds: float
     summary: str
     output: str
-    busy: str | None = None  # the message when the warehouse was held by another program
+    busy: str | None = None  # the message when the warehouse was held by another program or the disk is full
 
     def failure_text(self) -> str:
         """What the terminal shows for a failed build: the holder when that was the cause, else dbt's tail."""
@@ -54,6 +54,9 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
     summary = _summary(work / "target" / "run_results.json") or (lines[-1] if lines else "")
     busy = (held_by_other_program(database_path(), Exception(output))
             if proc.returncode and not is_postgres() else None)
+    if proc.returncode and busy is None:  # a full disk is fixed outside the models: say so, no dbt traceback
+        no_room = out_of_room(Exception(output))
+        busy = f"crm-invoices: models: {no_room}" if no_room else None
     return ModelsOutcome(proc.returncode == 0, time.monotonic() - started, summary, output, busy)
 
 
