@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export RUNTIME__DLTHUB_TELEMETRY := false
 export DO_NOT_TRACK := 1
 
-.PHONY: run test bench lint clean
+.PHONY: run test test-salesman-real reliability bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q
+
+# The real SalesMan server (PHP 8.2 + MariaDB 10.11 on loopback, from ../shared/servers/salesman; installs the
+# Debian packages when missing, so it needs root): builds its own data, compares the marts with its database.
+test-salesman-real: $(STAMP)
+	bash .ci/salesman_real.sh
+
+# kill -9 at 12 moments per variant (first load, rerun with changes); writes docs/reliability_kill_sweep.md
+reliability: $(STAMP)
+	$(BIN)/python -m tests.crash_sweep --points 12
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

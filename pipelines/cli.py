@@ -95,7 +95,10 @@ def _run(args) -> int:
     started = time.monotonic()
     sandbox = _start_demo(args.demo_invoices) if args.demo else None
     try:
+        from .logs import route_dlt_logs
         from .runner import enabled_sources, run_source, selected_specs
+
+        route_dlt_logs()
 
         names = [s.strip() for s in args.sources.split(",") if s.strip()] if args.sources else None
         try:
