@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -12,6 +13,7 @@ import requests
 from sandbox.onlyoffice.ledger import OOLine, default_taxes, line_amounts
 from sandbox.world import Line
 from sources.common import SourceError, loads_exact
+from sources.onlyoffice.helpers import MalformedBody, exact_json, retry_after, should_retry
 from sources.onlyoffice.paging import OverlapPaginator, ScanShifted, SortIgnored
 from sources.onlyoffice.records import business_date, invoice_record, parse_api_datetime
 
@@ -148,3 +150,32 @@ def test_records_keep_decimals_and_business_dates_and_reject_missing_fields():
     del row["cost"]
     with pytest.raises(SourceError, match="ONLYOFFICE: invoice 7 in invoice/filter has no cost"):
         invoice_record(row, 1)
+
+
+def _response(status: int, body: bytes = b"", **headers: str) -> requests.Response:
+    resp = requests.Response()
+    resp.status_code, resp.raw = status, io.BytesIO(body)
+    resp.headers.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return resp
+
+
+def test_what_is_retried_waited_out_or_reported():
+    # Retry-After: seconds or an HTTP date, capped at a minute per wait; only on 429/503
+    assert retry_after(_response(503, Retry_After="7")) == 7
+    assert retry_after(_response(503, Retry_After="Wed, 21 Oct 2015 07:28:00 GMT")) == 0  # already past
+    assert retry_after(_response(429, Retry_After="Fri, 01 Jan 2100 00:00:00 GMT")) == 60
+    assert retry_after(_response(503)) is None and retry_after(_response(500, Retry_After="5")) is None
+    # a throttled answer is waited out by the gate, not retried as a failure; without Retry-After it is one
+    assert not should_retry(_response(503, b"<html>503</html>", Retry_After="1"), None)
+    assert should_retry(_response(503, b"<html>503</html>"), None)
+    # a proxy's 500 is retried, the portal's own error envelope (a wrong password) is not
+    assert should_retry(_response(500, b"<html>nginx</html>"), None)
+    assert not should_retry(_response(500, b'{"status":1,"error":{"message":"User authentication failed"}}'), None)
+    # HTTP 200: a body cut right after a "}" looks complete from both ends and is retried all the same
+    cut = _response(200, b'{"status":0,"response":{"invoiceLines":[{"id":1}]}')
+    assert should_retry(cut, None)
+    with pytest.raises(MalformedBody, match="cut-off or invalid JSON"):
+        exact_json(cut)
+    whole = _response(200, b'{"status":0,"response":{"cost":7.70}}')
+    assert not should_retry(whole, None)
+    assert exact_json(whole)["response"]["cost"] == Decimal("7.70")
