@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export RUNTIME__DLTHUB_TELEMETRY := false
 export DO_NOT_TRACK := 1
 
-.PHONY: run test test-salesman-real reliability bench lint clean
+.PHONY: run test test-salesman-real test-browser report-screenshot reliability bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,13 @@ test: $(STAMP)
 # Debian packages when missing, so it needs root): builds its own data, compares the marts with its database.
 test-salesman-real: $(STAMP)
 	bash .ci/salesman_real.sh
+
+# the finance report in headless Chromium (Debian's chromium package), network off
+test-browser: $(STAMP)
+	$(BIN)/pytest -q tests/test_report_browser.py
+
+report-screenshot: $(STAMP)
+	$(BIN)/python -m pipelines.report.screenshot docs/report.png
 
 # kill -9 at 12 moments per variant (first load, rerun with changes); writes docs/reliability_kill_sweep.md
 reliability: $(STAMP)
