@@ -5,13 +5,17 @@ the DuckDB file, so every working dir that points at the same file shares it) be
 kernel drops the lock when the process dies, ``kill -9`` included, so a stale lock never blocks the next
 run; the file only carries who holds it (pid, command, start time) for the message of the run it refuses.
 A program that holds the DuckDB file itself (a dashboard, a notebook) is found the same way, by asking
-DuckDB for a writable connection and reading the holder out of its lock error.
+DuckDB for a writable connection and reading the holder out of its lock error. On PostgreSQL
+(``--destination postgres``) the same flock lives under the data dir, named after host/port/database, and a
+session advisory lock on a connection held for the whole run keeps out writers from other folders and hosts;
+the server drops it when that connection ends (see :func:`exclusive_postgres`).
 
 State that belongs to its warehouse. dlt keeps each pipeline's incremental state (SalesMan fingerprints,
 Bitrix24 cursors, seen ids) in the local working dir *and* commits it with every load into the warehouse's
 ``_dlt_pipeline_state``. Local state is trusted only while it is the very state of the warehouse's last
 complete load; a new or deleted warehouse, another warehouse loaded from the same folder, or a backup
-restored over the file all break that, and the local working dir is then dropped and rebuilt from the
+restored over the file (on PostgreSQL: a database dropped and created again, or restored from a
+dump) all break that, and the local working dir is then dropped and rebuilt from the
 warehouse (which may have no state at all: then the next run is a first load). A pending load package of a
 dropped working dir is lost on purpose: it is extracted again from the CRM, from the warehouse's own state.
 """

@@ -7,6 +7,7 @@ state: a new database under an old working dir, and a wiped working dir against 
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from datetime import UTC, datetime
 
 import duckdb
@@ -88,12 +89,17 @@ class Warehouses:
 
 
 def assert_marts_equal(marts) -> None:
+    """Every mart: the same columns in the same order and the same rows (a multiset: duplicates count)."""
+    diffs = []
     for mart, (duck_cols, pg_cols, duck_rows, pg_rows) in marts.items():
         assert pg_cols == duck_cols, mart
         assert len(duck_rows) > 0, mart  # the world has rows in every mart: an empty one proves nothing
-        missing = [r for r in duck_rows if r not in set(pg_rows)][:3]
-        extra = [r for r in pg_rows if r not in set(duck_rows)][:3]
-        assert (mart, len(pg_rows), missing, extra) == (mart, len(duck_rows), [], [])
+        if Counter(pg_rows) != Counter(duck_rows):
+            missing = [r for r in duck_rows if r not in set(pg_rows)][:3]
+            extra = [r for r in pg_rows if r not in set(duck_rows)][:3]
+            diffs.append((mart, len(duck_rows), len(pg_rows), "only in DuckDB:", missing, "only in PostgreSQL:",
+                          extra))
+    assert diffs == []
 
 
 @pytest.fixture(scope="module")

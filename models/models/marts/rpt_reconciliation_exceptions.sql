@@ -32,7 +32,8 @@ checked as (
         line_totals.lines_gross,
         line_totals.lines_vat,
         coalesce(payment_totals.payment_count, 0) as payment_count,
-        coalesce(payment_totals.payments_amount, 0) as payments_amount
+        -- decimal(38,2), the type of a sum on DuckDB: PostgreSQL's coalesce with 0 would print '0', not '0.00'
+        {{ wide('coalesce(payment_totals.payments_amount, 0)', 2) }} as payments_amount
     from invoices
     left join line_totals on line_totals.invoice_key = invoices.invoice_key
     left join payment_totals on payment_totals.invoice_key = invoices.invoice_key
