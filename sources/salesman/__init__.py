@@ -138,7 +138,7 @@ def salesman_source(
         deal_of: dict[int, int] = {}
         buffer: list[dict] = []
         for scan, rows in scan_invoice_list(client, max_scan_attempts, result, parallel=parallel_requests,
-                                            repair=repair):
+                                            repair=repair, verify=repair.verify):
             for row in rows:
                 rec = list_row_record(row, timezone, scan, db_timezone)
                 rec.update(context, _extracted_at=run_at)

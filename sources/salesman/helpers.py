@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -194,7 +194,8 @@ Repair = Callable[[set, int, set], Iterator[list[dict]]]
 
 
 def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict, *, parallel: int = 1,
-                      repair: Repair | None = None) -> Iterator[tuple[int, list[dict]]]:
+                      repair: Repair | None = None,
+                      verify: Callable[[set[int]], bool] | None = None) -> Iterator[tuple[int, list[dict]]]:
     """Read every page of ``invoice/list``, yielding ``(scan_no, rows)``, each row once per scan.
 
     The server orders by creation date with no tie-breaker and pages with LIMIT, so rows that share a
@@ -203,7 +204,8 @@ def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict, *
     help. A scan is trusted only when ``count`` stayed the same on every page and the distinct ids seen equal
     it. When fewer came, ``repair`` reads the missing rows through narrow queries (a tie group, a deal)
     whose answer fits one page. Rows that changed during the read (a count that moved, more ids than the
-    count) make the list be read again; ids of consecutive scans with the same count are united, up to
+    count, a narrow query that shows a change, a ``verify(ids)`` that finds a row the read should have had)
+    make the list be read again; ids of consecutive clean scans with the same count are united, up to
     ``max_attempts`` scans. Rows of every scan are yielded (merge keeps the latest), and the final id set
     goes to ``result`` for the delete detection.
     """
@@ -213,9 +215,9 @@ def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict, *
     for attempt in range(1, max_attempts + 1):
         seen: dict[int, str] = {}  # crid -> fingerprint of the version yielded
         counts: set[int] = set()
-        ties: set[str] = set()  # creation times of rows that came twice: their tie group lost a row
-        cut: set[str] = set()  # creation times shared by the last row of a page and the first of the next
-        page_size, last = None, None
+        # creation time -> rows of it that came twice: a tie group loses exactly as many rows as it repeats
+        ties: Counter[str] = Counter()
+        page_size = None
         for page, body in read_pages(client, INVOICE_LIST_ORDER, parallel):
             pages += 1
             data, count, pageall = _page_parts(body, page)
@@ -225,20 +227,21 @@ def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict, *
             if page_size is not None and len(data) > page_size:
                 raise _fail(f"invoice/list page {page} has {len(data)} rows, more than the first page's "
                             f"{page_size}.", "retry; if it persists, report it.")
-            if data and last is not None and data[0].get("date_create") == last:
-                cut.add(str(last))
-            last = data[-1].get("date_create") if data else None
             yield attempt, _fresh(data, seen, ties)
         stable = len(counts) == 1
         count = next(iter(counts)) if stable else -1
         if stable and len(seen) < count and repair is not None:
-            for rows in repair(seen, count, ties):
-                fresh = _repaired(rows, seen, cut | ties)
+            budget = Counter(ties)
+            for rows in repair(seen, count, set(ties)):
+                fresh = _repaired(rows, seen, budget)
                 if fresh is None:  # not what ties lose: the list changed while it was read
                     stable = False
                     break
                 yield attempt, fresh
         ids = set(seen)
+        if not stable and count >= 0:  # a changed read: never unite it with the next one
+            union, union_count = set(), None
+            continue
         if stable and count == union_count:
             union |= ids
         else:
@@ -246,6 +249,9 @@ def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict, *
         if stable and len(union) > count:
             union = set(ids)  # rows were replaced between scans: the latest scan alone is the truth
         if stable and len(union) == count:
+            if verify is not None and not verify(union):
+                union, union_count = set(), None  # a row moved across pages already read: read it all again
+                continue
             result.update(ScanResult(union, count, attempt, pages).__dict__)
             return
     raise _fail(f"invoice/list changed while it was being read: {len(union)} distinct invoice rows against a "
@@ -254,24 +260,25 @@ def scan_invoice_list(client: SalesmanClient, max_attempts: int, result: dict, *
                 "run was loaded.")
 
 
-def _fresh(rows: list[dict], seen: dict[int, str], ties: set[str]) -> list[dict]:
-    """The rows not seen yet in this scan (marked seen); creation times of repeated ones go to ``ties``."""
+def _fresh(rows: list[dict], seen: dict[int, str], ties: Counter[str]) -> list[dict]:
+    """The rows not seen yet in this scan (marked seen); creation times of repeated ones are counted in
+    ``ties``."""
     out = []
     for row in rows:
         crid = int(row["crid"])
         if crid in seen:
-            if row.get("date_create"):
-                ties.add(str(row["date_create"]))
+            ties[str(row.get("date_create"))] += 1
             continue
         seen[crid] = fingerprint(row)
         out.append(row)
     return out
 
 
-def _repaired(rows: list[dict], seen: dict[int, str], cut: set[str]) -> list[dict] | None:
+def _repaired(rows: list[dict], seen: dict[int, str], budget: Counter[str]) -> list[dict] | None:
     """Rows a narrow query added, or None when they show a change rather than a tie loss: a row already
-    read that now reads differently, or a new row whose creation time no page boundary cut (only tie groups
-    cut by a boundary lose rows)."""
+    read that now reads differently, or more new rows of a creation time than its tie group repeated (a
+    group cut by a page boundary loses as many rows as it shows twice; a row lost any other way means the
+    list moved under the reader)."""
     out = []
     for row in rows:
         crid = int(row["crid"])
@@ -279,8 +286,10 @@ def _repaired(rows: list[dict], seen: dict[int, str], cut: set[str]) -> list[dic
             if seen[crid] != fingerprint(row):
                 return None
             continue
-        if str(row.get("date_create")) not in cut:
+        stamp = str(row.get("date_create"))
+        if budget[stamp] <= 0:
             return None
+        budget[stamp] -= 1
         seen[crid] = fingerprint(row)
         out.append(row)
     return out

@@ -106,6 +106,23 @@ class ListRepair:
         missing = {did for crid, (did, _item) in self.index.read().rows.items() if crid not in seen}
         yield from self._read_deals(missing, seen)
 
+    def verify(self, ids: set[int]) -> bool:
+        """False when a row the complete-looking read lacks is still listed: a row loaded before (the read
+        would mark it deleted) or one ``deal/list`` has (when the run read it). A deletion in a page already
+        read moves a row from a later page into it, which an insertion elsewhere can hide from the count;
+        the row's own deal, read alone, shows it."""
+        suspects = {crid for crid in self.known_deals if crid not in ids}
+        dids = {self.known_deals[crid] for crid in suspects}
+        if self.index.is_read:
+            lacking = {crid: did for crid, (did, _item) in self.index.rows.items() if crid not in ids}
+            suspects |= set(lacking)
+            dids |= set(lacking.values())
+        if not suspects:
+            return True
+        listed = {int(row["crid"]) for rows in self._read([{**INVOICE_LIST_ORDER, "did": did} for did in sorted(dids)])
+                  for row in rows}
+        return not (listed & suspects)
+
     def _read_deals(self, dids: set[int], seen: set[int]) -> Iterator[list[dict]]:
         dids = sorted(dids - self.deals_read)
         self.deals_read.update(dids)
