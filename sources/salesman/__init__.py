@@ -6,6 +6,9 @@ Details the list lacks (VAT, the raw paid flag, type, bank account) are read onl
 whose list row changed since the last successful load (a fingerprint kept in dlt state, which is committed
 together with the data, so a failed run re-reads them next time): one ``invoice/info`` per row when few
 changed (it also gives the deal's display currency), ``deal/list`` with ``invoice: true`` in bulk when many.
+Rows the list's paging loses (ties ordered per LIMIT/OFFSET) are read back through narrow queries, and rows
+it never shows (deals owned by ``iduser=0``) through ``deal/list``: see ``listing.py`` and ``README.md``.
+List pages and detail calls go ``parallel_requests`` at a time.
 """
 
 from __future__ import annotations
