@@ -200,3 +200,13 @@ def test_a_wiped_working_dir_is_restored_from_the_database(loaded):
     # dlt restored the SalesMan fingerprints from the database: no invoice is read in detail again
     assert loaded.sandbox.count("salesman", "invoice/info") == before
     assert loaded.facts_pg() == loaded.facts_duck()
+
+
+def test_the_password_is_in_no_file_and_no_output(loaded):
+    # given as DESTINATION__POSTGRES__CREDENTIALS: dlt's state, traces, schemas, dbt's manifest and logs
+    password = loaded.pg_env["DESTINATION__POSTGRES__CREDENTIALS"].split("@")[0].rsplit(":", 1)[-1]
+    assert len(password) >= 4
+    leaks = [p for p, data in loaded.pg.files_bytes().items() if password.encode() in data]
+    assert leaks == []
+    for proc in (*loaded.first_run, *loaded.rerun, loaded.models_run):
+        assert password not in proc.stdout + proc.stderr
