@@ -100,3 +100,32 @@ def test_a_second_writer_of_the_same_database_is_refused(database, make_sandbox,
     proc = _run(workdir, sandbox, dsn_for(database), "--sources", "salesman")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert pg_query(database, "select count(*) from marts.fct_invoices") == [(5,)]
+
+
+def test_a_killed_run_leaves_no_lock_behind(database, make_sandbox, workdir):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    sandbox = make_sandbox(invoices={"salesman": 8})
+    env = workdir.env(sandbox, {SETTING: dsn_for(database)})
+    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--no-progress", "--destination",
+                             "postgres", "--sources", "salesman"], cwd=workdir.path, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        line = proc.stderr.readline()  # the first line comes after the lock was taken
+        assert line.startswith("loading SalesMan"), line
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    held = "select count(*) from pg_locks where locktype = 'advisory' and granted"
+    for _ in range(100):  # the server ends the killed session once it sees the socket closed
+        if pg_query(database, held) == [(0,)]:
+            break
+        time.sleep(0.1)
+    again = _run(workdir, sandbox, dsn_for(database), "--sources", "salesman")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert pg_query(database, "select count(*) from marts.fct_invoices") == [(8,)]
