@@ -2,10 +2,13 @@
 # The PostgreSQL suite (tests/postgres/): installs PostgreSQL from Debian's packages, starts a throwaway cluster
 # as the `postgres` user in a temp dir on a free loopback port (password auth, so wrong credentials are refused
 # as on a real server), runs the suite against it, then stops and removes the cluster. Exits non-zero on any
-# failure. Needs root (apt-get, su); the venv is the project's (make .venv/.installed).
+# failure. Needs root (apt-get, su). Usage: bash .ci/postgres.sh [pytest args, e.g. -k errors]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+make -s .venv/.installed  # the venv with dlt[postgres] and dbt-postgres (pyproject.toml)
+.venv/bin/python -c "import psycopg2, dbt.adapters.postgres" || {
+    echo "postgres.sh: the venv lacks psycopg2 or dbt-postgres: add them to pyproject.toml (see docs/WAREHOUSES.md)"; exit 1; }
 
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
