@@ -1,7 +1,7 @@
 """How a Bitrix24 portal holds the world's invoices: which are smart (entity 31) or legacy (``crm.invoice``),
 which legacy ones are recurring templates, the stages, and the wire shapes of both families.
 
-Kept apart from the HTTP emulator (``sandbox/bitrix24.py``) so that ``expected_*`` can be computed from the
+Kept apart from the HTTP emulator (``sandbox/bitrix24/``) so that ``expected_*`` can be computed from the
 world with the same rules and without a server.
 """
 
