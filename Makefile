@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export RUNTIME__DLTHUB_TELEMETRY := false
 export DO_NOT_TRACK := 1
 
-.PHONY: run test test-salesman-real test-browser report-screenshot reliability bench lint clean
+.PHONY: run test test-salesman-real test-browser test-postgres report-screenshot reliability bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test-salesman-real: $(STAMP)
 # the finance report in headless Chromium (Debian's chromium package), network off
 test-browser: $(STAMP)
 	$(BIN)/pytest -q tests/test_report_browser.py
+
+# the same load and marts on a throwaway PostgreSQL cluster (Debian's postgresql, installed when missing)
+test-postgres: $(STAMP)
+	bash .ci/postgres.sh
 
 report-screenshot: $(STAMP)
 	$(BIN)/python -m pipelines.report.screenshot docs/report.png
