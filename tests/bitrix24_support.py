@@ -13,8 +13,7 @@ LINE_COLUMNS = ["invoice_key", "line_number", "product_name", "quantity", "unit_
 PAYMENT_COLUMNS = ["payment_key", "invoice_key", "paid_date", "amount", "currency", "is_derived"]
 # A fast portal for tests (the default bucket is 2 requests/s); the client is told the same.
 FAST_PORTAL = {"requests_per_second": 200.0, "burst": 200}
-FAST_CLIENT = {"SOURCES__BITRIX24__REQUESTS_PER_SECOND": "200", "SOURCES__BITRIX24__BURST": "200",
-               "SOURCES__BITRIX24__DELETE_SWEEP_HOURS": "0"}
+FAST_CLIENT = {"SOURCES__BITRIX24__REQUESTS_PER_SECOND": "200", "SOURCES__BITRIX24__BURST": "200"}
 SOURCES = "bitrix24"
 
 
