@@ -167,3 +167,21 @@ def test_parallel_requests_are_a_setting_and_change_no_data(make_sandbox, tmp_pa
                       for row in workdir.query_dicts(f"select * from raw_salesman.{t}"))
             for t in ("invoice_rows", "invoice_details")}
     assert tables["1"] == tables["4"]
+
+
+def test_many_deletions_between_runs_are_confirmed_through_deal_list(make_sandbox, workdir):
+    sandbox = make_sandbox(invoices={"salesman": 100}, salesman={"page_size": 10}, seed=8)
+    provider, world = sandbox["salesman"], sandbox.world
+    assert_ok(workdir.cli(*RUN, "--skip-models", sandbox=sandbox))
+    victims = {}
+    for inv in world.invoices["salesman"]:
+        if not inv.deleted and inv.deal_id not in victims and len(victims) < 12:
+            victims[inv.deal_id] = inv
+    for inv in victims.values():
+        provider.delete_invoice(inv.id)
+    sandbox.reset_counts()
+    assert_ok(workdir.cli(*RUN, sandbox=sandbox))
+    assert_marts_match_truth(workdir, world)
+    # twelve deals to confirm: deal/list once rules out the deleted rows instead of twelve list reads
+    assert sandbox.count("salesman", "deal/list") == 2
+    assert sandbox.count("salesman", "invoice/list") == math.ceil(len(provider.rows) / 10)

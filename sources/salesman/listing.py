@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pendulum
 
 from .helpers import SalesmanClient, deal_invoice_record, info_record, read_pages
-from .settings import BULK_DETAILS_MIN_ROWS, DEAL_PAGE_SIZE, INVOICE_LIST_ORDER
+from .settings import BULK_DETAILS_MIN_ROWS, DEAL_PAGE_SIZE, INVOICE_LIST_ORDER, VERIFY_DEALS_BEFORE_INDEX
 
 
 def parallel_map(fn, items: Iterable, parallel: int) -> Iterator:
@@ -112,6 +112,10 @@ class ListRepair:
         read moves a row from a later page into it, which an insertion elsewhere can hide from the count;
         the row's own deal, read alone, shows it."""
         suspects = {crid for crid in self.known_deals if crid not in ids}
+        if len({self.known_deals[crid] for crid in suspects}) > VERIFY_DEALS_BEFORE_INDEX:
+            self.index.read()  # many deletions: the rows deal/list no longer has are gone, no need to ask
+        if self.index.is_read:
+            suspects = {crid for crid in suspects if crid in self.index.rows}
         dids = {self.known_deals[crid] for crid in suspects}
         if self.index.is_read:
             lacking = {crid: did for crid, (did, _item) in self.index.rows.items() if crid not in ids}

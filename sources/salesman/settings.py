@@ -11,6 +11,9 @@ DEAL_PAGE_SIZE = 200  # deal/list is hard-coded to 200 rows per page, 0-based of
 # Below this many changed rows (plus twice the deal/list pages), details come from one invoice/info per row,
 # which also carries the deal's display currency; above it, from deal/list in bulk.
 BULK_DETAILS_MIN_ROWS = 20
+# Rows loaded before that a read lacks are confirmed gone through their deal's list (one request each);
+# beyond this many deals, deal/list (200 deals a request) first rules out the ones it no longer has.
+VERIFY_DEALS_BEFORE_INDEX = 10
 
 # Error codes that mean "your configuration is wrong" (both answered for a bad key depending on the build).
 AUTH_ERROR_CODES = {400, 401}
