@@ -37,10 +37,8 @@ def test_a_second_run_and_a_models_rebuild_refuse_while_a_run_writes(make_sandbo
     first = _start_slow_run(workdir, slow)
     try:
         for args in (("run", "--no-progress"), ("models",)):
-            started = time.monotonic()
             second = workdir.cli(*args, sandbox=other)
             assert (second.returncode, second.stdout) == (EXIT_BUSY, "")
-            assert time.monotonic() - started < 10
             assert second.stderr.startswith(
                 f"crm-invoices: the warehouse {workdir.db} is being written by crm-invoices run (pid {first.pid} on ")
             assert ", started 20" in second.stderr and " UTC). Fix: wait for that run to finish" in second.stderr
