@@ -21,19 +21,13 @@ from itertools import groupby
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
 
-from .server import Faults, Request, Response
-from .world import CENT, Invoice, Line, Payment, World, q2, standard_vat
+from ..server import Faults, Request, Response
+from ..world import Invoice, Line, Payment, World, q2
+from .truth import BANK_ACCOUNTS, RS_BY_RATE, normalise_invoice
+from .wire import brackets, clean, created_filter, num_format, php_json, php_number
 
 TIPS = {"ispeka": "По спецификации", "ioffer": "Счет-договор", "icontract": "По договору",
         "ipre": "Предварительная оплата", "iafter": "Окончательная оплата"}
-# Own-company bank accounts / cash desks (guides/company.bank); ndsDefault is a string on the wire.
-BANK_ACCOUNTS = [
-    {"id": 1, "mcid": 1, "tip": "bank", "isDefault": "yes", "ndsDefault": "20", "compNameRs": "Основной расчетный счет"},
-    {"id": 2, "mcid": 1, "tip": "kassa", "isDefault": "", "ndsDefault": "0", "compNameRs": "Касса"},
-    {"id": 3, "mcid": 1, "tip": "bank", "isDefault": "", "ndsDefault": "22", "compNameRs": "Расчетный счет НДС 22%"},
-    {"id": 4, "mcid": 1, "tip": "bank", "isDefault": "", "ndsDefault": "10", "compNameRs": "Счет НДС 10%"},
-]
-RS_BY_RATE = {Decimal(a["ndsDefault"]): a["id"] for a in BANK_ACCOUNTS if a["tip"] == "bank"} | {Decimal(0): 2}
 COMPANY = "ООО \u201dБрикет Солюшн\u201d"
 CURRENCIES = {"USD": (1, "Доллар США", "$"), "EUR": (2, "Евро", "\u20ac"), "CNY": (3, "Юань", "¥")}
 TIE_ORDERS = ("stable", "shuffle", "limit_dependent", "estimate")
@@ -90,78 +84,10 @@ class SalesmanAccount:
     valuta: str = "р."
 
 
-def php_number(x: Decimal | int) -> int | float:
-    """How PHP's json_encode prints a DOUBLE: whole values as ints, others shortest round trip."""
-    d = Decimal(x)
-    return int(d) if d == d.to_integral_value() else float(d)
-
-
-def num_format(x: Decimal) -> str:
-    whole, frac = f"{q2(x):.2f}".split(".")
-    sign = "-" if whole.startswith("-") else ""
-    whole = whole.lstrip("-")
-    groups = []
-    while whole:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    return f"{sign}{' '.join(groups)},{frac}"
-
-
-def _php_json(obj: object) -> str:
-    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("/", "\\/")
-
-
-def _brackets(pairs: dict[str, list[str]]) -> dict:
-    """PHP's $_REQUEST: ``pay[on]=1`` becomes {"pay": {"on": "1"}}."""
-    out: dict = {}
-    for key, values in pairs.items():
-        value = values[-1]
-        if "[" in key and key.endswith("]"):
-            head, rest = key.split("[", 1)
-            out.setdefault(head, {})
-            if isinstance(out[head], dict):
-                out[head][rest[:-1]] = value
-        else:
-            out[key] = value
-    return out
-
-
 def _sort_value(r: Row, column: str) -> object:
     return {"datum": r.datum, "datum_credit": r.datum_credit, "summa_credit": r.summa,
             "invoice": int(r.invoice) if r.invoice.isdigit() else 0,
             "invoice_date": r.invoice_date or date.min}[column]
-
-
-def _wall(text: object) -> datetime | None:
-    """A date filter value as MySQL reads it: a date alone is that day's 00:00:00."""
-    text = str(text or "").strip()
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text if " " in text or "T" in text else f"{text} 00:00:00")
-    except ValueError:
-        return None
-
-
-def _created_filter(start: object, end: object) -> tuple[datetime | None, datetime] | None:
-    """``dateCreateStart``/``End`` as Invoice::list() builds them: both -> ``datum BETWEEN S AND E``;
-    End alone -> ``datum < E``; Start alone compares with an empty variable and filters nothing."""
-    low, high = _wall(start), _wall(end)
-    if high is None:
-        return None
-    return low, high
-
-
-def _clean(params: dict) -> dict:
-    """``Cleaner()`` on form params: quotes become typographic ones."""
-    def fix(v):
-        if isinstance(v, str):
-            return v.replace('"', "\u201d").replace("'", "&acute;")
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        return v
-    return {k: fix(v) for k, v in params.items()}
 
 
 class SalesmanProvider:
@@ -305,7 +231,7 @@ class SalesmanProvider:
         if request.body and (ctype or "").startswith("application/x-www-form-urlencoded"):
             for k, v in parse_qs(request.body.decode("utf-8"), keep_blank_values=True).items():
                 merged[k] = v
-        params = _clean(_brackets(merged))
+        params = clean(brackets(merged))
         return params, params.pop("apikey", None), params.pop("login", None)
 
     def handle(self, request: Request) -> Response:
@@ -329,7 +255,7 @@ class SalesmanProvider:
         return handler(action, params, self.account.logins[login])
 
     def _ok(self, payload: dict) -> Response:
-        return Response.json(payload, encoder=_php_json, headers={"Access-Control-Allow-Origin": "*"})
+        return Response.json(payload, encoder=php_json, headers={"Access-Control-Allow-Origin": "*"})
 
     def _error(self, code: int, text: str) -> Response:
         return self._ok({"result": "Error", "error": {"code": code, "text": text}})
@@ -359,7 +285,7 @@ class SalesmanProvider:
         unpaid_only = bool(pay.get("off")) or params.get("pay2") == "yes"
         filters = tuple((k, int(params[k])) for k in ("did", "clid", "iduser")
                         if params.get(k) not in (None, "", 0, "0"))
-        created = _created_filter(params.get("dateCreateStart"), params.get("dateCreateEnd"))
+        created = created_filter(params.get("dateCreateStart"), params.get("dateCreateEnd"))
         shuffle = self.account.tie_order == "shuffle"
         key = (column, descending, paid_only, unpaid_only, filters, created)
         rows = None if shuffle else self._cache.get(key)
@@ -626,63 +552,3 @@ class SalesmanProvider:
         return self._ok({"data": [{**a, "compBankBik": "045744863", "compBankRs": "40702810000000000001",
                                    "compBankKs": "30101810300000000863", "compBankName": "Банк"}
                                   for a in BANK_ACCOUNTS]})
-
-
-def normalise_invoice(inv: Invoice) -> None:
-    """Shape a generated invoice the way SalesMan can hold it: one VAT rate from the bank account, VAT as
-    an absolute amount computed on the whole invoice, 'without VAT' indistinguishable from 0 %."""
-    if inv.vat_override is not None:
-        return
-    rate = next(iter(inv.vat_rates())) or Decimal(0)
-    if rate not in RS_BY_RATE:
-        rate = standard_vat(inv.issue_date)
-    for line in inv.lines:
-        line.vat_rate, line.vat_included = rate, True
-    gross = inv.totals()[2]
-    inv.vat_override = q2(gross * rate / (100 + rate))
-
-
-def expected_invoices(world: World, account: str = "sandbox", timezone: str = "Asia/Yekaterinburg") -> list[dict]:
-    """What ``marts.fct_invoices`` must hold for SalesMan, computed from the world (not from the rows)."""
-    out = []
-    for inv in world.invoices["salesman"]:
-        normalise_invoice(inv)
-        _net, vat, gross = inv.totals()
-        booked = [] if inv.declared_paid else inv.booked_payments
-        paid = sum((p.amount for p in booked), Decimal("0.00"))
-        if paid <= 0:
-            status = "issued"
-        elif paid >= gross:
-            status = "paid"
-        else:
-            status = "partially_paid"
-        dates = [p.paid_on for p in booked if p.via in ("ui", "express")]
-        rate = next(iter(inv.vat_rates())) or Decimal(0)
-        out.append({
-            "invoice_key": f"salesman:{account}:{inv.deal_id}:{inv.number}", "source_system": "salesman",
-            "account": account, "invoice_number": inv.number, "deal_id": str(inv.deal_id),
-            "client_id": str(inv.client_id), "issue_date": inv.created_at.astimezone(ZoneInfo(timezone)).date(), "due_date": inv.due_date,
-            "paid_date": max(dates) if status == "paid" and dates else None,
-            "status": status, "currency": "RUB", "amount_gross": gross, "vat_amount": vat,
-            "amount_net": gross - vat, "vat_rate": rate.quantize(CENT), "amount_paid": paid,
-            "amount_due": gross - paid, "is_deleted": inv.deleted,
-        })
-    return out
-
-
-def expected_lines(world: World, account: str = "sandbox") -> list[dict]:
-    """SalesMan's API exposes no invoice lines."""
-    return []
-
-
-def expected_payments(world: World, account: str = "sandbox") -> list[dict]:
-    """Each paid row is a payment: one per booked payment of a live, not merely declared-paid invoice.
-    SalesMan has no payment id, so compare on (invoice_key, paid_date, amount)."""
-    out = []
-    for inv in world.invoices["salesman"]:
-        if inv.deleted or inv.declared_paid:
-            continue
-        for p in inv.booked_payments:
-            out.append({"invoice_key": f"salesman:{account}:{inv.deal_id}:{inv.number}", "source_system": "salesman",
-                        "paid_date": None if p.via == "api" else p.paid_on, "amount": p.amount, "currency": "RUB"})
-    return out
