@@ -1,7 +1,7 @@
 """One seeded, synthetic ground truth that every emulated provider renders in its own dialect.
 
 The world holds what *really* happened in the business: clients, deals, currencies and their daily rates,
-and for each CRM account its invoices with lines, VAT and payments. Providers (``sandbox/salesman.py`` and the
+and for each CRM account its invoices with lines, VAT and payments. Providers (``sandbox/salesman/`` and the
 others) turn this into their wire formats, with all their quirks; tests compare the warehouse marts with what
 the world says. Every amount is a ``Decimal``; every timestamp is an aware UTC ``datetime``.
 
