@@ -3,7 +3,6 @@ Floats are used for geometry only; every figure a reader sees is the exact Decim
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal
 from html import escape
 
@@ -16,19 +15,20 @@ W, H = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 92, 16, 34, 64
 
 
-def _nice_max(value: float) -> float:
+def _nice_max(value: Decimal) -> Decimal:
+    """The axis top: 1, 2, 2.5 or 5 times a power of ten, at or above ``value`` (exact: no float in between)."""
     if value <= 0:
-        return 1.0
-    exp = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+        return Decimal(1)
+    exp = Decimal(10) ** value.adjusted()
+    for step in (Decimal(1), Decimal(2), Decimal("2.5"), Decimal(5), Decimal(10)):
         if value <= step * exp:
             return step * exp
     return 10 * exp
 
 
-def _short(value: float, lang: str) -> str:
+def _short(value: Decimal, lang: str) -> str:
     """Axis labels: 1.5M / 1,5 млн; never used for the figures themselves."""
-    units = [(1e9, "B", "млрд"), (1e6, "M", "млн"), (1e3, "k", "тыс")]
+    units = [(Decimal("1e9"), "B", "млрд"), (Decimal("1e6"), "M", "млн"), (Decimal("1e3"), "k", "тыс")]
     for size, en, ru in units:
         if abs(value) >= size:
             text = f"{value / size:.1f}".rstrip("0").rstrip(".")
@@ -61,9 +61,9 @@ def bars(chart_id: str, title: str, categories: list[str], series: list[tuple[st
         return _empty(chart_id, title, lang, w, h)
     n = len(categories)
     if stacked:
-        top = max(sum(float(max(s[2][i], 0)) for s in series) for i in range(n))
+        top = max(sum((Decimal(max(s[2][i], 0)) for s in series), Decimal(0)) for i in range(n))
     else:
-        top = max(float(v) for s in series for v in s[2])
+        top = max(Decimal(v) for s in series for v in s[2])
     top = _nice_max(top)
     plot_w, plot_h = w - LEFT - RIGHT, h - TOP - BOTTOM
     slot = plot_w / n
@@ -83,7 +83,7 @@ def bars(chart_id: str, title: str, categories: list[str], series: list[tuple[st
             value = values[i]
             if value <= 0:
                 continue
-            height = plot_h * float(value) / top
+            height = plot_h * Decimal(value) / top
             if stacked:
                 x, y = x0 + slot * 0.14, base - height
                 base = y

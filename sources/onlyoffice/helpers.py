@@ -86,7 +86,7 @@ def retry_after(resp) -> float | None:
     if not header:
         return None
     if header.isdigit():
-        seconds = float(header)
+        seconds = int(header)
     else:
         try:
             seconds = parsedate_to_datetime(header).timestamp() - time.time()
