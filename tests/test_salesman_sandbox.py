@@ -227,18 +227,9 @@ def test_an_undone_payment_reads_unpaid_on_every_path(sm):
     assert next(i for i in deal["invoice"] if i["id"] == row.crid)["do"] == ""
 
 
-def test_estimate_ties_break_only_before_the_last_page_and_only_with_two_users(make_sandbox):
-    sandbox = make_sandbox(invoices={"salesman": 60}, salesman={"page_size": 10, "tie_order": "estimate",
-                                                                 "tie_group_size": 9})
-    provider = sandbox["salesman"]
-    key, login = provider.account.api_key, next(iter(provider.account.logins))
-
-    def call(method, body=None):
-        resp = requests.post(f"{sandbox.base_url}/developer/v3/{method}", data=json.dumps(body or {}),
-                             headers={"Content-Type": "application/json", "apikey": key, "login": login})
-        return loads_exact(resp.content)
-
-    call.provider, pages = provider, -(-len(provider.rows) // 10)
+def test_estimate_ties_break_only_before_the_last_page_and_only_with_two_users(ties):
+    call = ties("estimate")
+    provider, pages = call.provider, call.pages
     assert sorted(_scan_ids(call, pages)) == sorted(provider.rows)  # one user: complete
     provider.give_deal(next(iter(provider.rows.values())).did, 2)
     ids = _scan_ids(call, pages)
