@@ -65,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                   "DuckDB warehouse (--destination duckdb); see docs/WAREHOUSES.md.", file=sys.stderr)
             return 5
         return report_command(args)
-    try:
-        if args.command in ("run", "models"):  # the writers: one at a time per warehouse
-            with writer_lock(args.command):
-                return _run(args) if args.command == "run" else _models(args)
-        return _models(args)
+    try:  # run and models write: one at a time per warehouse
+        with writer_lock(args.command):
+            return _run(args) if args.command == "run" else _models(args)
     except WarehouseError as exc:
         print(redact_text(str(exc)), file=sys.stderr)
         return exc.exit_code

@@ -126,13 +126,9 @@ def postgres_error_in(exc: BaseException) -> BaseException | None:
         import psycopg2
     except ImportError:
         return None
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+    from sources.common import causes
+
+    return next((e for e in causes(exc) if isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError)), None)
 
 
 def _first_meaningful_line(text: str) -> str:

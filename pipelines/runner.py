@@ -14,7 +14,7 @@ apply_runtime_defaults()
 import dlt  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 
-from sources.common import SourceError  # noqa: E402
+from sources.common import SourceError, causes  # noqa: E402
 
 from .destination import connection_problem, is_postgres, postgres_error_in, postgres_target  # noqa: E402
 from .registry import ALL_SOURCES, SOURCES, SourceSpec  # noqa: E402
@@ -31,13 +31,7 @@ class SourceOutcome:
 
 
 def find_source_error(exc: BaseException) -> SourceError | None:
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, SourceError):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((e for e in causes(exc) if isinstance(e, SourceError)), None)
 
 
 def make_destination():

@@ -198,16 +198,15 @@ def _refuse_if_duckdb_is_held(db: Path) -> None:
 
 def held_by_other_program(db: Path, exc: BaseException) -> str | None:
     """The user-facing message for DuckDB's "Conflicting lock" error anywhere in ``exc``'s chain."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        match = _DUCKDB_HOLDER.search(str(exc))
+    from sources.common import causes
+
+    for cause in causes(exc):
+        match = _DUCKDB_HOLDER.search(str(cause))
         if match:
             return (f"crm-invoices: the warehouse {db} is open in another program ({match['exe']}, pid "
                     f"{match['pid']}): DuckDB lets no one write a file that another process has open. Fix: "
                     "close that program's connection (a dashboard, notebook or DuckDB shell), then run again; "
                     "this run changed nothing in the warehouse.")
-        exc = exc.__cause__ or exc.__context__
     return None
 
 
@@ -218,17 +217,15 @@ def out_of_room(exc: BaseException) -> str | None:
     """The user-facing cause when a write failed for want of disk space (ENOSPC, EFBIG, EDQUOT)."""
     import errno
 
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)) or \
-                _NO_ROOM.search(str(exc)):
-            reason = _NO_ROOM.search(str(exc))
-            return (f"no room to write the warehouse or dlt's working files ({reason[0] if reason else exc}). "
+    from sources.common import causes
+
+    for cause in causes(exc):
+        reason = _NO_ROOM.search(str(cause))
+        if reason or (isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)):
+            return (f"no room to write the warehouse or dlt's working files ({reason[0] if reason else cause}). "
                     "Fix: free disk space (or move DESTINATION__DUCKDB__CREDENTIALS / CRM_INVOICES_DATA_DIR to a "
                     "disk with room), then run again; nothing of this run was committed for this CRM and the next "
                     "run loads it.")
-        exc = exc.__cause__ or exc.__context__
     return None
 
 

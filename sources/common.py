@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
 
 from dlt.sources.helpers import requests as dlt_requests
@@ -19,6 +19,16 @@ class SourceError(Exception):
     def __init__(self, source: str, cause: str, fix: str, *, retryable: bool = False):
         self.source, self.cause, self.fix, self.retryable = source, cause, fix, retryable
         super().__init__(f"{source}: {cause} Fix: {fix}")
+
+
+def causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and every exception it was raised from or during (``__cause__``, else ``__context__``), once each:
+    what a user must be told is often a few links down a dlt ``PipelineStepFailed``."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__
 
 
 def loads_exact(content: bytes | str) -> object:
