@@ -35,7 +35,7 @@ test-postgres: $(STAMP)
 	bash .ci/postgres.sh
 
 report-screenshot: $(STAMP)
-	$(BIN)/python -m pipelines.report.screenshot docs/report.png
+	$(BIN)/python -m crm_invoices.pipelines.report.screenshot docs/report.png
 
 # kill -9 at 12 moments per variant (first load, rerun with changes); writes docs/reliability_kill_sweep.md
 reliability: $(STAMP)

@@ -13,8 +13,8 @@ import os
 import re
 from pathlib import Path
 
-from sandbox.server import Sandbox
-from sandbox.world import World
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
 from .common import duckdb_count, measure_cli, measure_script
 

@@ -68,7 +68,7 @@ def cli_env(workdir: Path, extra: dict[str, str]) -> dict[str, str]:
 def measure_cli(workdir: Path, env: dict[str, str], *args: str) -> Measured:
     """``crm-invoices <args>`` in a child process, measured."""
     workdir.mkdir(parents=True, exist_ok=True)
-    return measure([sys.executable, "-m", "pipelines.cli", *args], cli_env(workdir, env), workdir)
+    return measure([sys.executable, "-m", "crm_invoices.pipelines.cli", *args], cli_env(workdir, env), workdir)
 
 
 def measure_script(workdir: Path, env: dict[str, str], script: Path, *args: str) -> Measured:

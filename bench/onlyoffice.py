@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.onlyoffice.ledger import DRAFT, state
-from sandbox.server import Sandbox
-from sandbox.world import World
+from crm_invoices.sandbox.onlyoffice.ledger import DRAFT, state
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
 from .common import duckdb_count, measure_cli, measure_script, result_row
 

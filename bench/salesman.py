@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from sandbox.server import Sandbox
-from sandbox.world import World
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
 from .common import duckdb_count, measure_cli, measure_script, result_row
 

@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_demo(invoices: int | None):
-    from sandbox.server import Sandbox
-    from sandbox.world import World
+    from crm_invoices.sandbox.server import Sandbox
+    from crm_invoices.sandbox.world import World
 
     # the demo account carries one case of each reconciliation rule, so the exceptions report shows them
     world = World.generate(invoices={k: invoices for k in ("salesman", "bitrix24", "onlyoffice")}

@@ -126,7 +126,7 @@ def postgres_error_in(exc: BaseException) -> BaseException | None:
         import psycopg2
     except ImportError:
         return None
-    from sources.common import causes
+    from crm_invoices.sources.common import causes
 
     return next((e for e in causes(exc) if isinstance(e, psycopg2.OperationalError | psycopg2.InterfaceError)), None)
 

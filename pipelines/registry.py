@@ -33,11 +33,11 @@ class SourceSpec:
 
 
 ALL_SOURCES: tuple[SourceSpec, ...] = (
-    SourceSpec("salesman", "SalesMan", "sources.salesman", "salesman_source",
+    SourceSpec("salesman", "SalesMan", "crm_invoices.sources.salesman", "salesman_source",
                ("invoice_rows", "invoice_details")),
-    SourceSpec("bitrix24", "Bitrix24", "sources.bitrix24", "bitrix24_source",
+    SourceSpec("bitrix24", "Bitrix24", "crm_invoices.sources.bitrix24", "bitrix24_source",
                ("smart_invoices", "stages", "currencies")),
-    SourceSpec("onlyoffice", "ONLYOFFICE", "sources.onlyoffice", "onlyoffice_source",
+    SourceSpec("onlyoffice", "ONLYOFFICE", "crm_invoices.sources.onlyoffice", "onlyoffice_source",
                ("invoices", "invoice_lines", "taxes", "portal")),
 )
 

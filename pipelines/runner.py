@@ -12,9 +12,8 @@ from .settings import apply_runtime_defaults, database_path, pipelines_dir, reda
 apply_runtime_defaults()
 
 import dlt  # noqa: E402
+from crm_invoices.sources.common import SourceError, causes  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
-
-from sources.common import SourceError, causes  # noqa: E402
 
 from .destination import connection_problem, is_postgres, postgres_error_in, postgres_target  # noqa: E402
 from .registry import ALL_SOURCES, SOURCES, SourceSpec  # noqa: E402

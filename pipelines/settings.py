@@ -114,6 +114,6 @@ def _toml_leaves(path: Path) -> list[tuple[str, str]]:
 
 def redact_text(text: str) -> str:
     """Remove every known secret, and any Bitrix24 webhook secret, from text meant for a terminal or log."""
-    from sources.common import redact
+    from crm_invoices.sources.common import redact
 
     return WEBHOOK_PATH.sub(r"\1***", redact(text, secret_values()))

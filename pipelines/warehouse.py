@@ -198,7 +198,7 @@ def _refuse_if_duckdb_is_held(db: Path) -> None:
 
 def held_by_other_program(db: Path, exc: BaseException) -> str | None:
     """The user-facing message for DuckDB's "Conflicting lock" error anywhere in ``exc``'s chain."""
-    from sources.common import causes
+    from crm_invoices.sources.common import causes
 
     for cause in causes(exc):
         match = _DUCKDB_HOLDER.search(str(cause))
@@ -217,7 +217,7 @@ def out_of_room(exc: BaseException) -> str | None:
     """The user-facing cause when a write failed for want of disk space (ENOSPC, EFBIG, EDQUOT)."""
     import errno
 
-    from sources.common import causes
+    from crm_invoices.sources.common import causes
 
     for cause in causes(exc):
         reason = _NO_ROOM.search(str(cause))

@@ -1,4 +1,4 @@
-"""``python -m sandbox serve --port N``: run the emulated CRMs until interrupted."""
+"""``python -m crm_invoices.sandbox serve --port N``: run the emulated CRMs until interrupted."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .world import World
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox")
+    parser = argparse.ArgumentParser(prog="python -m crm_invoices.sandbox")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="serve every emulated provider on one loopback port")
     serve.add_argument("--port", type=int, default=8765)

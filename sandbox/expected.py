@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from .world import SYSTEMS, World, cross_rate, q2, to_reporting
 
-PROVIDER_MODULES = {"salesman": "sandbox.salesman", "bitrix24": "sandbox.bitrix24", "onlyoffice": "sandbox.onlyoffice"}
+PROVIDER_MODULES = {"salesman": "crm_invoices.sandbox.salesman", "bitrix24": "crm_invoices.sandbox.bitrix24", "onlyoffice": "crm_invoices.sandbox.onlyoffice"}
 BASE = "RUB"  # every sandbox account keeps its books in roubles
 
 

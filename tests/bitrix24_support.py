@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sandbox.bitrix24 import expected_invoices, expected_lines, expected_payments
+from crm_invoices.sandbox.bitrix24 import expected_invoices, expected_lines, expected_payments
 
 FCT_COLUMNS = ["invoice_key", "source_system", "account", "invoice_number", "deal_id", "client_id", "client_name",
                "issue_date",

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from sandbox.server import Sandbox
-from sandbox.world import World
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
 # Retries stay on in tests (they are part of what is tested) but without exponential waits.
 FAST_RETRIES = {
@@ -62,7 +61,7 @@ class Workdir:
     def cli(self, *args: str, sandbox: Sandbox | None = None, env: dict[str, str] | None = None,
             timeout: float = 900) -> subprocess.CompletedProcess:
         """Run ``crm-invoices <args>`` as a user would, in a subprocess, and return what it printed."""
-        return subprocess.run([sys.executable, "-m", "pipelines.cli", *args], cwd=self.path,
+        return subprocess.run([sys.executable, "-m", "crm_invoices.pipelines.cli", *args], cwd=self.path,
                               env=self.env(sandbox, env), capture_output=True, text=True, timeout=timeout)
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:

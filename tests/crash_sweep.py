@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.server import Sandbox
-from sandbox.world import World
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
+
 from tests.bitrix24_support import FAST_CLIENT, FAST_PORTAL
 from tests.conftest import Workdir
 from tests.reliability_support import ALL, facts, upstream_changes
@@ -52,7 +53,7 @@ def run_cli(workdir: Workdir, sandbox: Sandbox, kill_at: float | None = None) ->
     """``crm-invoices run`` in its own session; with ``kill_at``, SIGKILL to the whole group at that time."""
     env = workdir.env(sandbox, FAST_CLIENT)
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--no-progress"], cwd=workdir.path,
+    proc = subprocess.Popen([sys.executable, "-m", "crm_invoices.pipelines.cli", "run", "--no-progress"], cwd=workdir.path,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     marks: dict[str, float] = {}

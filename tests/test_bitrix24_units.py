@@ -9,12 +9,11 @@ from decimal import Decimal
 
 import pytest
 import requests
-
-from sandbox.bitrix24 import php_params
-from sources.bitrix24 import records as rec
-from sources.bitrix24.auth import WebhookAuth, redact_webhooks
-from sources.bitrix24.client import Bitrix24Client, LeakyBucket, php_query
-from sources.common import SourceError
+from crm_invoices.sandbox.bitrix24 import php_params
+from crm_invoices.sources.bitrix24 import records as rec
+from crm_invoices.sources.bitrix24.auth import WebhookAuth, redact_webhooks
+from crm_invoices.sources.bitrix24.client import Bitrix24Client, LeakyBucket, php_query
+from crm_invoices.sources.common import SourceError
 
 
 def client_for(sandbox, **kw) -> Bitrix24Client:
@@ -139,7 +138,7 @@ def test_a_portal_without_legacy_invoices_loads_its_smart_invoices(make_sandbox,
     provider = sandbox["bitrix24"]
     for method in ("crm.invoice.list", "crm.invoice.recurring.list"):
         provider.fail_method(method, "ERROR_METHOD_NOT_FOUND", "Method not found!", 404)
-    from sources.bitrix24 import bitrix24_source
+    from crm_invoices.sources.bitrix24 import bitrix24_source
 
     source = bitrix24_source(webhook_url=provider.webhook_url(sandbox.base_url), account="t",
                              requests_per_second=500, burst=500)

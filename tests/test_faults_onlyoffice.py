@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 
 import pytest
+from crm_invoices.sandbox.onlyoffice.ledger import SENT, invoice_cost, oo_id, state
+from crm_invoices.sandbox.world import q2
 
-from sandbox.onlyoffice.ledger import SENT, invoice_cost, oo_id, state
-from sandbox.world import q2
 from tests.conftest import assert_ok
 from tests.test_onlyoffice_bad_input import RUN, snapshot
 

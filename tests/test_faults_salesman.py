@@ -11,8 +11,8 @@ import pytest
 
 from tests.bitrix24_support import arm
 from tests.conftest import assert_ok
-from tests.test_salesman_bad_input import snapshot
 from tests.test_faults_bitrix24 import TRANSIENT as BITRIX24_TRANSIENT
+from tests.test_salesman_bad_input import snapshot
 from tests.test_salesman_pipeline import assert_marts_match_truth
 
 RUN = ("run", "--sources", "salesman", "--no-progress")

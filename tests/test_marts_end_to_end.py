@@ -11,11 +11,11 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from crm_invoices.pipelines.registry import SOURCES
+from crm_invoices.sandbox import expected as truth
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
-from pipelines.registry import SOURCES
-from sandbox import expected as truth
-from sandbox.server import Sandbox
-from sandbox.world import World
 from tests.conftest import assert_ok
 
 SYSTEMS = tuple(SOURCES)

@@ -11,10 +11,10 @@ import json
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
 import pytest
+from crm_invoices.sandbox import expected as truth
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import CENT, LARGEST, World
 
-from sandbox import expected as truth
-from sandbox.server import Sandbox
-from sandbox.world import CENT, LARGEST, World
 from tests import test_marts_end_to_end as e2e
 from tests.conftest import Workdir, assert_ok
 

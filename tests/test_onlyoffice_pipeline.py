@@ -11,9 +11,9 @@ from collections import Counter
 from decimal import Decimal
 
 import requests
+from crm_invoices.sandbox.onlyoffice import expected_invoices, expected_lines, expected_payments
+from crm_invoices.sandbox.onlyoffice.ledger import NON_VAT_TAX, PAID, REJECTED, SENT, state
 
-from sandbox.onlyoffice import expected_invoices, expected_lines, expected_payments
-from sandbox.onlyoffice.ledger import NON_VAT_TAX, PAID, REJECTED, SENT, state
 from tests.conftest import assert_ok
 
 FCT_COLUMNS = ["invoice_key", "source_system", "account", "source_invoice_id", "invoice_number", "deal_id",

@@ -9,13 +9,12 @@ from decimal import Decimal
 
 import pytest
 import requests
-
-from sandbox.onlyoffice.ledger import OOLine, default_taxes, line_amounts
-from sandbox.world import Line
-from sources.common import SourceError, loads_exact
-from sources.onlyoffice.helpers import MalformedBody, exact_json, retry_after, should_retry
-from sources.onlyoffice.paging import OverlapPaginator, ScanShifted, SortIgnored
-from sources.onlyoffice.records import business_date, invoice_record, parse_api_datetime
+from crm_invoices.sandbox.onlyoffice.ledger import OOLine, default_taxes, line_amounts
+from crm_invoices.sandbox.world import Line
+from crm_invoices.sources.common import SourceError, loads_exact
+from crm_invoices.sources.onlyoffice.helpers import MalformedBody, exact_json, retry_after, should_retry
+from crm_invoices.sources.onlyoffice.paging import OverlapPaginator, ScanShifted, SortIgnored
+from crm_invoices.sources.onlyoffice.records import business_date, invoice_record, parse_api_datetime
 
 
 @pytest.fixture

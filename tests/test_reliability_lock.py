@@ -9,14 +9,15 @@ import subprocess
 import sys
 import time
 
-from pipelines.warehouse import EXIT_BUSY, lock_path
+from crm_invoices.pipelines.warehouse import EXIT_BUSY, lock_path
+
 from tests.conftest import assert_ok
 from tests.reliability_support import cli, world_sandbox
 
 
 def _start_slow_run(workdir, sandbox) -> subprocess.Popen:
     sandbox["salesman"].faults.delay = 0.2  # every SalesMan page takes 0.2 s: the run holds the lock a while
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--no-progress", "--sources", "salesman"],
+    proc = subprocess.Popen([sys.executable, "-m", "crm_invoices.pipelines.cli", "run", "--no-progress", "--sources", "salesman"],
                             cwd=workdir.path, env=workdir.env(sandbox), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -105,7 +106,7 @@ def test_a_full_disk_fails_clearly_and_the_next_run_with_room_equals_a_clean_loa
         resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 16, 1 << 16))
 
     env = workdir.env(sandbox, {"SOURCES__BITRIX24__REQUESTS_PER_SECOND": "200", "SOURCES__BITRIX24__BURST": "200"})
-    proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--no-progress"], cwd=workdir.path, env=env,
+    proc = subprocess.run([sys.executable, "-m", "crm_invoices.pipelines.cli", "run", "--no-progress"], cwd=workdir.path, env=env,
                           capture_output=True, text=True, timeout=600, preexec_fn=little_room)
     assert proc.returncode == 1, proc.stderr[-3000:]
     for crm in ("SalesMan", "Bitrix24", "ONLYOFFICE"):

@@ -14,9 +14,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
-from sandbox.server import Sandbox
-from sandbox.world import World
 from tests.conftest import Workdir, assert_ok
 
 AS_OF = date(2026, 11, 20)
@@ -510,7 +510,7 @@ def test_a_failed_last_load_is_named_with_the_last_good_one(workdir, make_sandbo
 def test_a_systematic_vat_default_reads_as_one_finding(workdir):
     """As on a real SalesMan account (423 of 489 invoices): VAT charged at 20 % on most invoices whose rate
     says 22 %. The report names it once, with the count, the share and the money, and the pattern."""
-    from sandbox.world import q2
+    from crm_invoices.sandbox.world import q2
 
     world = World.generate(seed=5, invoices={"salesman": 40, "bitrix24": 0, "onlyoffice": 0})
     for inv in world.invoices["salesman"]:

@@ -11,10 +11,10 @@ import re
 import threading
 
 import pytest
+from crm_invoices.pipelines.report.browser import open_dom, png_stats, screenshot
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
-from pipelines.report.browser import open_dom, png_stats, screenshot
-from sandbox.server import Sandbox
-from sandbox.world import World
 from tests.conftest import Workdir, assert_ok
 
 
@@ -110,7 +110,7 @@ def test_screenshot_is_not_blank(reports, tmp_path):
 
 
 def test_screenshot_script_regenerates_a_picture(tmp_path):
-    from pipelines.report.screenshot import main
+    from crm_invoices.pipelines.report.screenshot import main
 
     target = tmp_path / "docs" / "report.png"
     assert main([str(target)]) == 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from sandbox.salesman import expected_invoices
+from crm_invoices.sandbox.salesman import expected_invoices
+
 from tests.conftest import assert_ok
 
 

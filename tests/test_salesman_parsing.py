@@ -6,9 +6,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-
-from sources.common import SourceError, loads_exact, money, redact
-from sources.salesman.helpers import (
+from crm_invoices.sources.common import SourceError, loads_exact, money, redact
+from crm_invoices.sources.salesman.helpers import (
     fingerprint,
     info_record,
     list_row_record,

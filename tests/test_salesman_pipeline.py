@@ -6,7 +6,8 @@ import math
 from datetime import timedelta
 from decimal import Decimal
 
-from sandbox.salesman import expected_invoices
+from crm_invoices.sandbox.salesman import expected_invoices
+
 from tests.conftest import assert_ok
 
 FCT_COLUMNS = ["invoice_key", "source_system", "account", "invoice_number", "deal_id", "client_id", "issue_date",

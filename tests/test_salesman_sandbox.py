@@ -7,9 +7,8 @@ from datetime import datetime
 
 import pytest
 import requests
-
-from sandbox.salesman import num_format, php_number
-from sources.common import loads_exact
+from crm_invoices.sandbox.salesman import num_format, php_number
+from crm_invoices.sources.common import loads_exact
 
 
 @pytest.fixture

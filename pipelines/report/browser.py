@@ -1,6 +1,6 @@
 """Headless Chromium for the report: open the file with the network cut off, read back the DOM (and the
 markers the report's script sets) or take a screenshot; and a tiny PNG reader to tell a blank shot from a
-drawn one. Used by the browser tests and by ``python -m pipelines.report.screenshot``."""
+drawn one. Used by the browser tests and by ``python -m crm_invoices.pipelines.report.screenshot``."""
 
 from __future__ import annotations
 

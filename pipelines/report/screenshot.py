@@ -1,4 +1,4 @@
-"""Regenerate the README's screenshot: ``python -m pipelines.report.screenshot [docs/report.png]``.
+"""Regenerate the README's screenshot: ``python -m crm_invoices.pipelines.report.screenshot [docs/report.png]``.
 
 Loads the demo sandbox (all three CRMs, one planted case of every reconciliation rule) into a temporary
 warehouse with the real CLI, which ends by writing the report (in English), then photographs it with
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crm-invoices-shot-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DESTINATION__"))}
         env.update({"CRM_INVOICES_DATA_DIR": str(Path(tmp) / "data"), "LANG": "en_US.UTF-8", "LC_ALL": "en_US.UTF-8"})
-        proc = subprocess.run([sys.executable, "-m", "pipelines.cli", "run", "--demo", "--no-progress"], cwd=tmp,
+        proc = subprocess.run([sys.executable, "-m", "crm_invoices.pipelines.cli", "run", "--demo", "--no-progress"], cwd=tmp,
                               env=env, capture_output=True, text=True)
         report = Path(tmp) / "data" / "report.html"
         if proc.returncode != 0 or not report.exists():

@@ -60,7 +60,7 @@ def error(status_code: int, message: str) -> Response:
 def unauthorized(with_challenge: bool) -> Response:
     headers = {"Content-Type": "text/html"}
     if with_challenge:
-        headers["WWW-Authenticate"] = 'Bearer Realm="sandbox.onlyoffice"'
+        headers["WWW-Authenticate"] = 'Bearer Realm="crm_invoices.sandbox.onlyoffice"'
     return Response(401, b"Unauthorized", headers)
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import socket
 
 import pytest
+from crm_invoices.pipelines.warehouse import ADVISORY_KEY
 
-from pipelines.warehouse import ADVISORY_KEY
 from tests.conftest import Workdir
 
 from .conftest import admin_connect, dsn_for, pg_query
@@ -111,7 +111,7 @@ def test_a_killed_run_leaves_no_lock_behind(database, make_sandbox, workdir):
 
     sandbox = make_sandbox(invoices={"salesman": 8})
     env = workdir.env(sandbox, {SETTING: dsn_for(database)})
-    proc = subprocess.Popen([sys.executable, "-m", "pipelines.cli", "run", "--no-progress", "--destination",
+    proc = subprocess.Popen([sys.executable, "-m", "crm_invoices.pipelines.cli", "run", "--no-progress", "--destination",
                              "postgres", "--sources", "salesman"], cwd=workdir.path, env=env, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:

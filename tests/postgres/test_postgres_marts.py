@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
+from crm_invoices.sandbox.server import Sandbox
+from crm_invoices.sandbox.world import World
 
-from sandbox.server import Sandbox
-from sandbox.world import World
 from tests.bitrix24_support import FAST_PORTAL
 from tests.conftest import Workdir
 from tests.reliability_support import FACTS, cli, upstream_changes
