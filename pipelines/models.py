@@ -43,7 +43,7 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DO_NOT_TRACK": "1",
     })
-    dbt_vars = {f"{name}_enabled": on for name, on in enabled.items()}
+    dbt_vars = crm_vars(enabled)
     dbt_vars.update(extra_vars or {})
     cmd = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", command,
            "--project-dir", str(MODELS_DIR), "--vars", json.dumps(dbt_vars)]
@@ -58,6 +58,12 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
         no_room = out_of_room(Exception(output))
         busy = f"crm-invoices: models: {no_room}" if no_room else None
     return ModelsOutcome(proc.returncode == 0, time.monotonic() - started, summary, output, busy)
+
+
+def crm_vars(enabled: dict[str, bool]) -> dict[str, list[str]]:
+    """The dbt project's only list of CRMs (models/macros/crm_sources.sql), from the registry's: every CRM it
+    knows, and the loaded ones (all their required raw tables exist), whose models build and enter the unions."""
+    return {"crm_sources": list(enabled), "crm_sources_loaded": [name for name, on in enabled.items() if on]}
 
 
 def _summary(path: Path) -> str | None:

@@ -10,6 +10,6 @@
     {%- if found is not none -%}
         {{ rel }}
     {%- else -%}
-        (select {% for name, type in columns %}cast(null as {{ dbt.type_string() if type == 'varchar' else type }}) as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %} where 1 = 0)
+        ({{ typed_empty_select(columns) }})
     {%- endif -%}
 {%- endmacro %}

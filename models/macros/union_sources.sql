@@ -1,18 +1,26 @@
 {#-
-  Union the per-source adapter models `int_<source>__<entity>` of every enabled source (dbt vars
-  `<source>_enabled`, set by `crm-invoices` from the raw tables that exist). Each adapter model already has
-  the shared column list, in the same order, with `source_system` first-class.
+  Union `int_<crm>__<entity>` of every loaded CRM (crm_sources_loaded, macros/crm_sources.sql), matching
+  columns by name: each branch selects the shared column list, in its order, so a CRM model whose columns
+  come in another order (or carry extra ones) still lines up. `columns` is that list of (name, sql_type)
+  pairs; the types only shape the empty result when no CRM is loaded. Plain SQL: DuckDB and PostgreSQL alike.
 -#}
-{% macro union_sources(entity, empty_columns) -%}
+{% macro union_sources(entity, columns) -%}
     {%- set parts = [] -%}
-    {%- for src in ['salesman', 'bitrix24', 'onlyoffice'] -%}
-        {%- if var(src ~ '_enabled', false) -%}
-            {%- do parts.append('select * from ' ~ ref('int_' ~ src ~ '__' ~ entity)) -%}
-        {%- endif -%}
+    {%- for crm in crm_sources_loaded() -%}
+        {%- do parts.append('select ' ~ column_names(columns) ~ '\nfrom ' ~ ref('int_' ~ crm ~ '__' ~ entity)) -%}
     {%- endfor -%}
     {%- if parts | length == 0 -%}
-        select {% for name, type in empty_columns %}cast(null as {{ dbt.type_string() if type == 'varchar' else type }}) as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %} where 1 = 0
+        {{ typed_empty_select(columns) }}
     {%- else -%}
         {{ parts | join('\nunion all\n') }}
     {%- endif -%}
+{%- endmacro %}
+
+{% macro column_names(columns) -%}
+    {%- for name, _type in columns %}{{ name }}{% if not loop.last %}, {% endif %}{% endfor -%}
+{%- endmacro %}
+
+{#- A select of no rows with the given (name, sql_type) columns; 'varchar' is the adapter's string type. -#}
+{% macro typed_empty_select(columns) -%}
+    select {% for name, type in columns %}cast(null as {{ dbt.type_string() if type == 'varchar' else type }}) as {{ name }}{% if not loop.last %}, {% endif %}{% endfor %} where 1 = 0
 {%- endmacro %}

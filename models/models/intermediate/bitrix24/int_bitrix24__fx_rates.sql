@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Bitrix24's crm.currency.list snapshots (AMOUNT / AMOUNT_CNT base units per unit), one per run date.
 select

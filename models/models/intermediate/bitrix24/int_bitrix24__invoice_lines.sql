@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Product rows of the invoices in int_bitrix24__invoices (template rows are never fetched), numbered in the
 -- CRM's own sort order.

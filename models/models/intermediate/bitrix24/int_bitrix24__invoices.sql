@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Bitrix24 invoices of both families as logical invoices; recurring templates are not invoices.
 -- Status comes from the stage's semantics (success = paid, failure = cancelled) and from payments: a smart

@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Smart invoices carry payment records; legacy invoices have none, so a paid legacy invoice (status P, the
 -- only success status) gets one derived payment of its total on its paid date (is_derived = true).

@@ -1,4 +1,4 @@
-{{ config(enabled=var('onlyoffice_enabled', false)) }}
+{{ config(enabled=crm_loaded('onlyoffice')) }}
 
 -- ONLYOFFICE's user-maintained pair rates into the portal's default currency (1 from = rate default), per run
 -- date. Only direct pairs: an inverted pair would need a division, which is a float on some engines.

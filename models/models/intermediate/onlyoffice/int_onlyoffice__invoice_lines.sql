@@ -1,4 +1,4 @@
-{{ config(enabled=var('onlyoffice_enabled', false)) }}
+{{ config(enabled=crm_loaded('onlyoffice')) }}
 
 select
     'onlyoffice:' || account || ':' || cast(invoice_id as {{ dbt.type_string() }}) as invoice_key,

@@ -1,4 +1,4 @@
-{{ config(enabled=var('onlyoffice_enabled', false)) }}
+{{ config(enabled=crm_loaded('onlyoffice')) }}
 
 -- ONLYOFFICE invoices in the shared shape. The gross is the portal's own cost; VAT is the part of it that
 -- comes from taxes named as VAT (a local levy adds to the cost and so to the net); the portal has no

@@ -1,4 +1,4 @@
-{{ config(enabled=var('onlyoffice_enabled', false)) }}
+{{ config(enabled=crm_loaded('onlyoffice')) }}
 
 -- ONLYOFFICE has no payment records (no table, no amount, no date): a Paid invoice is one derived payment of
 -- its whole cost. The date the status changed is not exposed by the API, so paid_date is null.

@@ -1,4 +1,4 @@
-{{ config(enabled=var('salesman_enabled', true)) }}
+{{ config(enabled=crm_loaded('salesman')) }}
 
 -- SalesMan's currency/list, one snapshot per run date: base-currency units per 1 unit (`course`).
 select

@@ -1,4 +1,4 @@
-{{ config(enabled=var('salesman_enabled', true)) }}
+{{ config(enabled=crm_loaded('salesman')) }}
 
 -- SalesMan invoices carry no lines through the API (only the deal's specification, not per invoice).
 select

@@ -1,4 +1,4 @@
-{{ config(enabled=var('salesman_enabled', true)) }}
+{{ config(enabled=crm_loaded('salesman')) }}
 
 -- SalesMan rows folded into logical invoices (did, invoice number). A partial payment splits one invoice
 -- into rows that share both; their sum is what was invoiced, VAT sits on the first row only.

@@ -1,4 +1,4 @@
-{{ config(enabled=var('salesman_enabled', true)) }}
+{{ config(enabled=crm_loaded('salesman')) }}
 
 -- SalesMan has no payment entity: a paid row (do = 'on') is the payment record. Derived, one per paid row.
 select

@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- One row per currency per run date: Bitrix24 keeps only the current rate, the snapshots are the history.
 select

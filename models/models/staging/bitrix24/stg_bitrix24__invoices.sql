@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Both invoice families in one shape: smart invoices (entity 31) and legacy crm.invoice rows, templates kept
 -- and flagged (they are excluded from the facts in int_bitrix24__invoices).

@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Smart invoices' payment records (crm.item.payment.list); paid = 'N' rows are unpaid or undone payments.
 select

@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Product rows of both families. Amounts were computed at extraction with exact decimals from the price
 -- the tax-included flag names; tax_rate is a percent (null = "без НДС", not 0 %).

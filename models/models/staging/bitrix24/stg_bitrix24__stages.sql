@@ -1,4 +1,4 @@
-{{ config(enabled=var('bitrix24_enabled', false)) }}
+{{ config(enabled=crm_loaded('bitrix24')) }}
 
 -- Stage dictionaries. Paid is the stage whose semantics is success (S), never a stage code: `:S` is "sent".
 select

@@ -1,4 +1,4 @@
-{{ config(enabled=var('onlyoffice_enabled', false)) }}
+{{ config(enabled=crm_loaded('onlyoffice')) }}
 
 {#- The portal's own arithmetic (CalculateInvoiceCost), step by step, with its rounding (onlyoffice_round: .NET's
     Math.Round rounds half to even) and in wide decimals: a line of 99,999,999.99 x 99,999,999.99 overflows 64 bits. -#}

@@ -1,4 +1,4 @@
-{{ config(enabled=var('onlyoffice_enabled', false)) }}
+{{ config(enabled=crm_loaded('onlyoffice')) }}
 
 -- The portal default currency, which every invoice's exchangeRate converts to. It is only known as of the
 -- runs that saw it; an admin who changes it leaves old rates pointing at the old base.

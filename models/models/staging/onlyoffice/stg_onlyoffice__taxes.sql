@@ -1,4 +1,4 @@
-{{ config(enabled=var('onlyoffice_enabled', false)) }}
+{{ config(enabled=crm_loaded('onlyoffice')) }}
 
 -- The latest snapshot of each tax: the portal computes every invoice's cost with the current rates, even for
 -- old and paid invoices, so the lines must be priced with the same ones.

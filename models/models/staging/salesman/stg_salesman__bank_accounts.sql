@@ -1,4 +1,4 @@
-{{ config(enabled=var('salesman_enabled', true)) }}
+{{ config(enabled=crm_loaded('salesman')) }}
 
 select
     account,

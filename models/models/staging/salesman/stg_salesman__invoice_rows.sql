@@ -1,4 +1,4 @@
-{{ config(enabled=var('salesman_enabled', true)) }}
+{{ config(enabled=crm_loaded('salesman')) }}
 
 -- One row per SalesMan payment-schedule row (crid), list snapshot joined with its invoice/info details.
 with list_rows as (
