@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+
+from ..settings import MODELS_DIR
+
 LANGS = ("ru", "en")
 
 TEXT: dict[str, dict[str, str]] = {
@@ -141,69 +145,20 @@ TEXT: dict[str, dict[str, str]] = {
               "to the CRM only when clicked. A CSV of every table sits beside it."},
 }
 
-RULES: dict[str, dict[str, dict[str, str]]] = {
-    "lines_total_mismatch": {
-        "meaning": {"ru": "Строки счёта не складываются в его сумму: печатный счёт и выручка расходятся.",
-                    "en": "The lines do not add up to the invoice total: the printed invoice and booked revenue disagree."},
-        "todo": {"ru": "Откройте счёт в CRM, исправьте строки или итог и перевыставьте счёт клиенту.",
-                 "en": "Open the invoice in the CRM, correct the lines or the total, and reissue it to the client."}},
-    "vat_lines_mismatch": {
-        "meaning": {"ru": "НДС счёта не равен НДС его строк: в декларацию попадёт неверная сумма.",
-                    "en": "The invoice's VAT differs from the VAT of its lines: the VAT return would use a wrong figure."},
-        "todo": {"ru": "Пересчитайте НДС по строкам в CRM; до исправления не включайте счёт в декларацию без проверки.",
-                 "en": "Recompute VAT from the lines in the CRM; check the invoice by hand before the VAT return."}},
-    "vat_rate_mismatch": {
-        "meaning": {"ru": "НДС не равен сумме × ставку (счёт без строк): неверная ставка или ручная правка, например "
-                          "20 % после перехода на 22 % в 2026 году.",
-                    "en": "VAT differs from amount × rate (an invoice without lines): a wrong rate or a manual edit, "
-                          "e.g. 20% kept after the 2026 switch to 22%."},
-        "todo": {"ru": "Если правило срабатывает на большинстве счетов одной CRM — исправьте ставку НДС по умолчанию "
-                       "(в SalesMan — у банковского счёта/реквизитов компании); иначе — исправьте отдельные счета.",
-                 "en": "If it fires on most invoices of one CRM, fix the default VAT rate (in SalesMan: the bank "
-                       "account / company details); otherwise correct the single invoices."}},
-    "paid_without_payments": {
-        "meaning": {"ru": "Счёт отмечен оплаченным, но платежа нет: выручка признана без денег.",
-                    "en": "Marked paid with no payment recorded: revenue recognised without cash."},
-        "todo": {"ru": "Найдите платёж в банке и внесите его в CRM, либо верните счёту статус «не оплачен».",
-                 "en": "Find the payment in the bank statement and record it, or set the invoice back to unpaid."}},
-    "payments_without_paid_status": {
-        "meaning": {"ru": "Деньги получены, а счёт не отмечен оплаченным (или аннулирован): можно напрасно "
-                          "требовать оплату или потерять деньги к разнесению.",
-                    "en": "Money received on an invoice still shown unpaid or cancelled: dunning a client who paid, "
-                          "or cash to allocate."},
-        "todo": {"ru": "Отметьте счёт оплаченным или перенесите платёж на правильный счёт.",
-                 "en": "Mark the invoice paid, or move the payment to the right invoice."}},
-    "payments_exceed_invoice": {
-        "meaning": {"ru": "Оплачено больше суммы счёта: переплата — обязательство вернуть или зачесть.",
-                    "en": "Payments exceed the invoice: an overpayment to refund or allocate."},
-        "todo": {"ru": "Согласуйте с клиентом возврат или зачёт переплаты в счёт следующего счёта.",
-                 "en": "Agree a refund with the client, or allocate the excess to the next invoice."}},
-    "declared_paid_not_booked": {
-        "meaning": {"ru": "SalesMan do = 'yes': счёт объявлен оплаченным, но деньги не проведены.",
-                    "en": "SalesMan do = 'yes': declared paid, but no money was booked."},
-        "todo": {"ru": "Проверьте выписку: если оплата пришла — проведите её в SalesMan, иначе снимите отметку.",
-                 "en": "Check the bank statement: if the money came, book it in SalesMan; otherwise clear the mark."}},
-    "missing_fx_rate": {
-        "meaning": {"ru": "Счёт в иностранной валюте без курса к валюте отчёта: итоги в валюте отчёта его не учитывают.",
-                    "en": "A foreign-currency invoice without a usable rate: reporting-currency totals miss it."},
-        "todo": {"ru": "Добавьте курс этой валюты в CRM (справочник валют) и перезапустите загрузку.",
-                 "en": "Add the currency's rate in the CRM's currency settings, then run the load again."}},
-    "cross_system_amount_mismatch": {
-        "meaning": {"ru": "Один номер счёта одного клиента в двух CRM с разными суммами: дубль или разошедшаяся копия.",
-                    "en": "The same invoice number for the same client in two CRMs with different amounts: a "
-                          "duplicate or a copy that drifted."},
-        "todo": {"ru": "Решите, какая CRM ведёт этот счёт, и исправьте или удалите копию в другой.",
-                 "en": "Decide which CRM owns the invoice and correct or delete the copy in the other one."}},
-    "due_before_issue": {
-        "meaning": {"ru": "Срок оплаты раньше даты счёта: старение и напоминания неверны.",
-                    "en": "The due date is before the issue date: aging and dunning are wrong."},
-        "todo": {"ru": "Исправьте срок оплаты в CRM.", "en": "Correct the due date in the CRM."}},
-    "non_positive_total": {
-        "meaning": {"ru": "Нулевая или отрицательная сумма: кредит-нота или ошибка ввода.",
-                    "en": "A zero or negative total: a credit note or a data-entry error."},
-        "todo": {"ru": "Если это корректировка — оформите её документом; иначе исправьте или удалите счёт.",
-                 "en": "If it is a correction, issue a proper credit note; otherwise fix or delete the invoice."}},
-}
+RULES_SEED = MODELS_DIR / "seeds" / "reconciliation_rules.csv"
+
+
+def _rules() -> dict[str, dict[str, dict[str, str]]]:
+    """What each reconciliation rule means and what to do about it, per language, from the dbt seed that lists
+    the rules once (models/seeds/reconciliation_rules.csv; the exceptions mart takes severity and message from
+    it): {rule: {"meaning": {lang: text}, "todo": {lang: text}}}."""
+    with RULES_SEED.open(encoding="utf-8", newline="") as f:
+        return {row["rule"]: {"meaning": {lang: row[f"description_{lang}"] for lang in LANGS},
+                              "todo": {lang: row[f"todo_{lang}"] for lang in LANGS}}
+                for row in csv.DictReader(f)}
+
+
+RULES = _rules()
 
 CRM_NAMES = {"salesman": "SalesMan", "bitrix24": "Bitrix24", "onlyoffice": "ONLYOFFICE"}
 

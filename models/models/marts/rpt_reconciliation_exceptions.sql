@@ -1,5 +1,5 @@
 -- Every place where a source disagrees with itself or with another source: one row per (rule, invoice).
--- Deleted invoices are out of scope. The rules, and why each matters to finance, are in _marts.yml.
+-- Deleted invoices are out of scope. The rules, and why each matters to finance: seeds/reconciliation_rules.csv.
 with invoices as (
     select
         fct.*,
@@ -59,25 +59,23 @@ twins as (
 ),
 
 exceptions as (
-    select 'lines_total_mismatch' as rule, 'error' as severity, source_system, invoice_key,
-        'the lines do not add up to the invoice total' as message,
-        cast(lines_gross as {{ dbt.type_string() }}) as expected, cast(amount_gross as {{ dbt.type_string() }}) as actual
+    select 'lines_total_mismatch' as rule, source_system, invoice_key,
+        cast(lines_gross as {{ dbt.type_string() }}) as expected, cast(amount_gross as {{ dbt.type_string() }}) as actual,
+        cast(null as {{ dbt.type_string() }}) as detail
     from checked
     where line_count > 0 and lines_gross <> amount_gross
 
     union all
-    select 'vat_lines_mismatch', 'error', source_system, invoice_key,
-        'VAT on the invoice differs from the VAT of its lines',
-        cast(lines_vat as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }})
+    select 'vat_lines_mismatch', source_system, invoice_key,
+        cast(lines_vat as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }}), null
     from checked
     where line_count > 0 and lines_vat <> vat_amount
 
     union all
     -- compared multiplied out, in wide decimals (a decimal division is a float on some engines, and
     -- 999,999,999,999.99 x 22 overflows 64 bits); half a kopeck of rounding either way is no mismatch
-    select 'vat_rate_mismatch', 'warning', source_system, invoice_key,
-        'VAT differs from amount x rate beyond rounding',
-        cast({{ vat_in_gross('amount_gross', 'vat_rate') }} as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }})
+    select 'vat_rate_mismatch', source_system, invoice_key,
+        cast({{ vat_in_gross('amount_gross', 'vat_rate') }} as {{ dbt.type_string() }}), cast(vat_amount as {{ dbt.type_string() }}), null
     from checked
     -- invoices with lines are checked against their lines instead (vat_lines_mismatch): a line's VAT base can
     -- differ from its gross by non-VAT levies, which only the CRM's own line arithmetic knows
@@ -87,69 +85,72 @@ exceptions as (
             > 0.005 * (100 + {{ wide('vat_rate', 4) }})
 
     union all
-    select 'paid_without_payments', 'error', source_system, invoice_key,
-        'the invoice is marked paid but no payment is recorded',
-        cast(amount_gross as {{ dbt.type_string() }}), cast(payments_amount as {{ dbt.type_string() }})
+    select 'paid_without_payments', source_system, invoice_key,
+        cast(amount_gross as {{ dbt.type_string() }}), cast(payments_amount as {{ dbt.type_string() }}), null
     from checked
     where status = 'paid' and payment_count = 0
 
     union all
-    select 'payments_without_paid_status', 'warning', source_system, invoice_key,
-        'payments are recorded but the invoice is not marked (partially) paid',
-        status, cast(payments_amount as {{ dbt.type_string() }})
+    select 'payments_without_paid_status', source_system, invoice_key,
+        status, cast(payments_amount as {{ dbt.type_string() }}), null
     from checked
     where payment_count > 0 and status not in ('paid', 'partially_paid')
 
     union all
-    select 'payments_exceed_invoice', 'error', source_system, invoice_key,
-        'payments exceed the invoice amount (overpayment to refund or allocate)',
-        cast(amount_gross as {{ dbt.type_string() }}), cast(amount_paid as {{ dbt.type_string() }})
+    select 'payments_exceed_invoice', source_system, invoice_key,
+        cast(amount_gross as {{ dbt.type_string() }}), cast(amount_paid as {{ dbt.type_string() }}), null
     from checked
     -- money received beyond the total; a credit note (negative total) with nothing paid is not an overpayment
     where amount_paid > amount_gross and amount_paid > 0
 
     union all
-    select 'declared_paid_not_booked', 'warning', source_system, invoice_key,
-        'declared paid (SalesMan do = ''yes'') but no money was booked',
-        cast(amount_gross as {{ dbt.type_string() }}), cast(amount_paid as {{ dbt.type_string() }})
+    select 'declared_paid_not_booked', source_system, invoice_key,
+        cast(amount_gross as {{ dbt.type_string() }}), cast(amount_paid as {{ dbt.type_string() }}), null
     from checked
     where is_declared_paid
 
     union all
-    select 'missing_fx_rate', 'error', source_system, invoice_key,
-        'foreign-currency invoice without a usable rate to the reporting currency',
-        '{{ var("reporting_currency") }}', currency
+    select 'missing_fx_rate', source_system, invoice_key,
+        '{{ var("reporting_currency") }}', currency, null
     from checked
     where fx_rate_to_reporting is null
 
     union all
-    select 'cross_system_amount_mismatch', 'warning', source_system, invoice_key,
-        'the same invoice number for the same client in ' || other_system || ' (' || other_key || ') has another amount',
-        other_currency || ' ' || cast(other_gross as {{ dbt.type_string() }}), currency || ' ' || cast(amount_gross as {{ dbt.type_string() }})
+    select 'cross_system_amount_mismatch', source_system, invoice_key,
+        other_currency || ' ' || cast(other_gross as {{ dbt.type_string() }}),
+        currency || ' ' || cast(amount_gross as {{ dbt.type_string() }}),
+        other_system || ' (' || other_key || ')'
     from twins
 
     union all
-    select 'due_before_issue', 'error', source_system, invoice_key,
-        'the due date is before the issue date',
-        cast(issue_date as {{ dbt.type_string() }}), cast(due_date as {{ dbt.type_string() }})
+    select 'due_before_issue', source_system, invoice_key,
+        cast(issue_date as {{ dbt.type_string() }}), cast(due_date as {{ dbt.type_string() }}), null
     from checked
     where due_date < issue_date
 
     union all
-    select 'non_positive_total', 'error', source_system, invoice_key,
-        'the invoice total is zero or negative',
-        '> 0', cast(amount_gross as {{ dbt.type_string() }})
+    select 'non_positive_total', source_system, invoice_key,
+        '> 0', cast(amount_gross as {{ dbt.type_string() }}), null
     from checked
     where amount_gross <= 0
+),
+
+-- each rule's severity and message come from the seed reconciliation_rules, the one list of the rules (the report
+-- reads its descriptions too); a rule missing there fails the relationships test on `rule`
+rules as (
+    select rule, severity, message from {{ ref('reconciliation_rules') }}
 )
 
 select
-    rule || ':' || invoice_key as exception_key,
-    rule,
-    severity,
-    source_system,
-    invoice_key,
-    message,
-    expected,
-    actual
+    exceptions.rule || ':' || exceptions.invoice_key as exception_key,
+    exceptions.rule,
+    rules.severity,
+    exceptions.source_system,
+    exceptions.invoice_key,
+    case when exceptions.detail is null then rules.message
+        else replace(rules.message, '{other}', exceptions.detail) end as message,
+    exceptions.expected,
+    exceptions.actual
 from exceptions
+left join rules
+    on rules.rule = exceptions.rule
