@@ -1,4 +1,5 @@
-"""What every CRM source shares: the error users see, exact money parsing, secret redaction, HTTP sessions."""
+"""What every CRM source shares: the error users see, exact money parsing and column hints, the check of a
+response body, secret redaction, transport failure reasons, HTTP sessions."""
 
 from __future__ import annotations
 
@@ -6,8 +7,22 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from dlt.sources.helpers import requests as dlt_requests
+
+# ---- column hints ------------------------------------------------------------------------------------------
+# Money in the document's own currency: up to 9,999,999,999,999,999.99, far above what a CRM can hold.
+MONEY = {"data_type": "decimal", "precision": 18, "scale": 2}
+QUANTITY = {"data_type": "decimal", "precision": 18, "scale": 4}
+PERCENT = {"data_type": "decimal", "precision": 9, "scale": 4}
+# A rate to the account's base currency, as every API sends it. 8 decimals hold each one exactly: Bitrix24's
+# AMOUNT has 4 and its rate_to_base = AMOUNT / AMOUNT_CNT (a nominal of 1 to 10,000) at most 8; SalesMan's
+# course has 4; ONLYOFFICE stores DECIMAL(10,2) (at most 99,999,999.99, inside the 10 integer digits). It is
+# also what the dbt staging keeps (the fx_rate macro, DECIMAL(18,8)): more decimals here would be cut there,
+# fewer (the 6 two sources had) would lose a Bitrix24 rate for a nominal of 100 or more. The DECIMAL(38,12)
+# of the marts is the rate to the *reporting* currency, computed in dbt from these.
+RATE = {"data_type": "decimal", "precision": 18, "scale": 8}
 
 
 class SourceError(Exception):
@@ -64,11 +79,75 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+# Bitrix24 inbound webhooks carry their secret in the path: https://portal/rest/<user>/<secret>/<method>. Also
+# matched JSON-escaped (``\/rest\/1\/...``, as PHP's json_encode writes a URL back); the secret ends at the
+# next slash, backslash, quote, blank, query or fragment. The one copy: the CLI's redaction imports it too.
+WEBHOOK_PATH = re.compile(r"(\\?/rest\\?/\d+\\?/)[^/\\\s\"'?#]+")
+
+
+def redact_webhooks(text: str) -> str:
+    """Every Bitrix24 webhook secret in ``text`` replaced with ``***``, whoever's portal it is."""
+    return WEBHOOK_PATH.sub(r"\1***", text)
+
+
+def reason(exc: BaseException) -> str:
+    """The last clause of a transport error: urllib3 messages repeat the pool and the URL (which may hold a
+    secret); the class name and that clause are what a user needs."""
+    return str(exc).rsplit(":", 1)[-1].strip(" )'\"") or type(exc).__name__
+
+
+# ---- response bodies ---------------------------------------------------------------------------------------
+class MalformedBody(ValueError):
+    """The body is not one complete JSON object; ``str()`` says what it looked like (a snippet of it, or
+    where the decode failed), never more than :data:`SNIPPET` characters of it."""
+
+
+SNIPPET = 120  # characters of a bad body quoted in an error: enough to tell an HTML error page by its title
+_DECODED = "_crm_invoices_exact_json"  # where a response keeps its decoded body (see response_json)
+
+
 def looks_like_json_object(response) -> bool:
     """Cheap check that a body is a complete JSON object: catches HTML error pages and cut-off bodies
     without parsing megabytes twice."""
     body = response.content.strip()
     return body.startswith(b"{") and body.endswith(b"}")
+
+
+def json_object(content: bytes) -> Any:
+    """The one body check: a JSON object (cheap, by its ends: HTML pages and most cut-offs) → else a snippet
+    in :class:`MalformedBody` → the exact decode (numbers as ``Decimal``) → a body cut off right after a
+    ``}``, or otherwise invalid, raises :class:`MalformedBody` too."""
+    body = content.strip()
+    if not (body.startswith(b"{") and body.endswith(b"}")):
+        snippet = content[:SNIPPET].decode("utf-8", "replace").replace("\n", " ")
+        raise MalformedBody(f"not a complete JSON object: {snippet!r}")
+    try:
+        return loads_exact(body)
+    except ValueError as exc:
+        raise MalformedBody(f"cut-off or invalid JSON: {exc}") from None
+
+
+def response_json(response) -> Any:
+    """:func:`json_object` of a response's body, decoded once per response: a retry condition and the reader
+    share the work."""
+    if _DECODED not in response.__dict__:
+        try:
+            response.__dict__[_DECODED] = (json_object(response.content), None)
+        except MalformedBody as exc:
+            response.__dict__[_DECODED] = (None, exc)
+    value, problem = response.__dict__[_DECODED]
+    if problem is not None:
+        raise MalformedBody(str(problem))
+    return value
+
+
+def is_malformed(response) -> bool:
+    """For retry conditions: the body is not one complete JSON object (an error page, a cut-off body)."""
+    try:
+        response_json(response)
+    except MalformedBody:
+        return True
+    return False
 
 
 def make_session(

@@ -11,8 +11,9 @@ import pytest
 import requests
 from crm_invoices.sandbox.onlyoffice.ledger import OOLine, default_taxes, line_amounts
 from crm_invoices.sandbox.world import Line
-from crm_invoices.sources.common import SourceError, loads_exact
-from crm_invoices.sources.onlyoffice.helpers import MalformedBody, exact_json, retry_after, should_retry
+from crm_invoices.sources.common import MalformedBody, SourceError, loads_exact
+from crm_invoices.sources.common import response_json as exact_json
+from crm_invoices.sources.onlyoffice.helpers import retry_after, should_retry
 from crm_invoices.sources.onlyoffice.paging import OverlapPaginator, ScanShifted, SortIgnored
 from crm_invoices.sources.onlyoffice.records import business_date, invoice_record, parse_api_datetime
 

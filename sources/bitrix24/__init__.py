@@ -24,18 +24,14 @@ import dlt
 import pendulum
 from dlt.sources import DltResource
 
-from ..common import SourceError, make_session
+from ..common import MONEY, PERCENT, QUANTITY, RATE, SourceError, make_session
 from . import records as rec
 from .auth import OAuthAuth, TokenStore, WebhookAuth
 from .client import Bitrix24Client, Command, MethodUnavailable, page_rows
 from .helpers import GONE, Run, deletions
 from .settings import (
     ENV,
-    MONEY,
-    PERCENT,
     PRODUCT_ROW_OWNERS_PER_CALL,
-    QUANTITY,
-    RATE,
     SMART_INVOICE,
     SOURCE_NAME,
 )

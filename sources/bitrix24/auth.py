@@ -12,15 +12,10 @@ from urllib.parse import urlsplit
 
 import requests as _requests
 
-from ..common import SourceError, loads_exact, redact
+from ..common import SourceError, loads_exact, redact, redact_webhooks
 from .settings import ENV, SOURCE_NAME
 
-WEBHOOK_PATH = re.compile(r"(/rest/\d+/)[^/\s\"'?]+")
 WEBHOOK_SHAPE = re.compile(r"^https?://[^/]+/rest/\d+/[^/]+/?$")
-
-
-def redact_webhooks(text: str) -> str:
-    return WEBHOOK_PATH.sub(r"\1***", text)
 
 
 class WebhookAuth:

@@ -16,8 +16,15 @@ from urllib.parse import quote
 import requests as _requests
 from requests.adapters import HTTPAdapter
 
-from ..common import SourceError, loads_exact, looks_like_json_object, make_session, redact
-from .auth import redact_webhooks
+from ..common import (
+    MalformedBody,
+    SourceError,
+    is_malformed,
+    make_session,
+    redact,
+    redact_webhooks,
+    response_json,
+)
 from .settings import (
     AUTH_ERRORS,
     ENV,
@@ -131,8 +138,7 @@ class Bitrix24Client:
         http = make_session(
             timeout=timeout, max_attempts=max_attempts, backoff_factor=backoff_factor,
             status_codes=(500, 502, 504),
-            retry_condition=lambda resp, exc: resp is not None and resp.status_code == 200
-            and not looks_like_json_object(resp))
+            retry_condition=lambda resp, exc: resp is not None and resp.status_code == 200 and is_malformed(resp))
         # dlt's Client wraps its session's send() with the retry; mounting the throttled adapter on that
         # session (public requests API) puts every attempt, retries included, through the bucket. The session
         # is kept: dlt's Client hands each thread a new one, which would not carry the mount.
@@ -227,20 +233,15 @@ class Bitrix24Client:
                 "from this run was loaded and the next run starts from the same state.")
 
     def _parse(self, method: str, resp) -> object:
-        if resp.status_code >= 500 and not looks_like_json_object(resp):
-            raise self.fail(f"{method} answered HTTP {resp.status_code} after retries.",
-                             "the portal is failing; retry later. Nothing from this run was loaded.")
-        if not looks_like_json_object(resp):
-            snippet = resp.content[:100].decode("utf-8", "replace").replace("\n", " ")
-            raise self.fail(f"{method} returned a malformed page (HTTP {resp.status_code}, not a complete JSON "
-                             f"object: {snippet!r}).",
-                             "a proxy or the portal returned an error page; retry later. Nothing from this run "
-                             "was loaded.")
         try:
-            return loads_exact(resp.content)
-        except ValueError as exc:
-            raise self.fail(f"{method} returned malformed JSON ({exc}).",
-                             "retry later; nothing from this run was loaded.") from None
+            return response_json(resp)
+        except MalformedBody as exc:
+            if resp.status_code >= 500:
+                raise self.fail(f"{method} answered HTTP {resp.status_code} after retries.",
+                                "the portal is failing; retry later. Nothing from this run was loaded.") from None
+            raise self.fail(f"{method} returned a malformed page (HTTP {resp.status_code}, {exc}).",
+                            "a proxy or the portal returned an error page; retry later. Nothing from this run "
+                            "was loaded.") from None
 
     def _wait_operation_limit(self, method: str) -> None:
         """429 OPERATION_TIME_LIMIT blocks one method until the oldest of its ten one-minute buckets drops

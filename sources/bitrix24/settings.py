@@ -22,8 +22,3 @@ AUTH_ERRORS = {"NO_AUTH_FOUND", "invalid_token", "INVALID_CREDENTIALS", "insuffi
                "user_access_error", "PORTAL_DELETED", "invalid_grant", "invalid_client"}
 RATE_LIMIT_ERRORS = {"QUERY_LIMIT_EXCEEDED"}
 OPERATION_LIMIT_ERRORS = {"OPERATION_TIME_LIMIT"}
-
-MONEY = {"data_type": "decimal", "precision": 18, "scale": 2}
-QUANTITY = {"data_type": "decimal", "precision": 18, "scale": 4}
-RATE = {"data_type": "decimal", "precision": 18, "scale": 8}
-PERCENT = {"data_type": "decimal", "precision": 9, "scale": 4}

@@ -23,7 +23,7 @@ import dlt
 import pendulum
 from dlt.sources import DltResource
 
-from ..common import deletion_marks
+from ..common import MONEY, PERCENT, QUANTITY, RATE, deletion_marks, money
 from .client import NotFound, OnlyofficeClient
 from .helpers import fail
 from .paging import scan
@@ -32,10 +32,6 @@ from .settings import (
     CREDENTIALS_FIX,
     ENV,
     MAX_PAGE_SIZE,
-    MONEY,
-    PERCENT,
-    QUANTITY,
-    RATE,
     SORT_BY_ID,
     STATUS_DRAFT,
     VAT_TAX_PATTERN,
@@ -204,8 +200,6 @@ def onlyoffice_source(
     @dlt.resource(name="currency_rates", write_disposition="merge", primary_key=("id", "snapshot_date"),
                   columns=_columns(rate=RATE, snapshot_date=DATE))
     def currency_rates() -> Iterator[list[dict]]:
-        from ..common import money
-
         rows = client.fetch("currency/rates")
         if rows:
             yield [{"id": r["id"], "from_currency": r.get("fromCurrency"), "to_currency": r.get("toCurrency"),

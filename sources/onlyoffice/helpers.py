@@ -12,7 +12,7 @@ from typing import Any
 import requests as _requests
 from urllib3.exceptions import ProtocolError, ReadTimeoutError
 
-from ..common import SourceError, loads_exact
+from ..common import MalformedBody, SourceError, is_malformed, reason, response_json
 from .settings import API_PREFIX, ENV, SOURCE_NAME
 
 log = logging.getLogger(__name__)
@@ -36,40 +36,10 @@ def what_of(url: str) -> str:
 
 
 # ---- bodies ------------------------------------------------------------------------------------------------
-class MalformedBody(ValueError):
-    """The body is not one complete JSON object; ``str()`` says what it looked like."""
-
-
-_DECODED = "_onlyoffice_exact_json"  # where a response keeps its decoded body (see exact_json)
-
-
-def exact_json(resp) -> Any:
-    """The body as JSON with every non-integer number a ``Decimal``, decoded once per response: the retry
-    check and the reader share the work. An HTML error page, a body cut off (even right after a ``}``) or an
-    empty answer raise :class:`MalformedBody`."""
-    if _DECODED not in resp.__dict__:
-        resp.__dict__[_DECODED] = _decode(resp.content)
-    value, problem = resp.__dict__[_DECODED]
-    if problem is not None:
-        raise MalformedBody(problem)
-    return value
-
-
-def _decode(content: bytes) -> tuple[Any, str | None]:
-    body = content.strip()
-    if not (body.startswith(b"{") and body.endswith(b"}")):  # cheap: HTML pages and most cut-offs
-        snippet = content[:120].decode("utf-8", "replace").replace("\n", " ")
-        return None, f"not a complete JSON object: {snippet!r}"
-    try:
-        return loads_exact(body), None
-    except ValueError as exc:
-        return None, f"cut-off or invalid JSON: {exc}"
-
-
 def envelope_error(resp) -> str | None:
     """``error.message`` of the portal's ``{status: 1, error: {...}}`` envelope, or None when it is not one."""
     try:
-        body = exact_json(resp)
+        body = response_json(resp)
     except MalformedBody:
         return None
     if isinstance(body, dict) and body.get("status") == 1 and isinstance(body.get("error"), dict):
@@ -107,13 +77,7 @@ def should_retry(resp, exc) -> bool:
         return retry_after(resp) is None
     if status == 500:
         return envelope_error(resp) is None
-    if status != 200 or not resp.content.strip():
-        return False
-    try:
-        exact_json(resp)
-    except MalformedBody:
-        return True
-    return False
+    return status == 200 and bool(resp.content.strip()) and is_malformed(resp)
 
 
 class RateLimitGate:
@@ -173,26 +137,20 @@ class Transport:
             raise self.failure(exc, url) from None
 
     def failure(self, exc: _requests.RequestException, url: str) -> SourceError:
-        reason = exc.args[0] if exc.args else None
-        reason = getattr(reason, "reason", None) or reason  # urllib3's MaxRetryError wraps the cause
+        cause = exc.args[0] if exc.args else None
+        cause = getattr(cause, "reason", None) or cause  # urllib3's MaxRetryError wraps the cause
         tried = f"{self.max_attempts} attempt{'s' if self.max_attempts != 1 else ''}"
         if isinstance(exc, _requests.ConnectTimeout) or not (
                 isinstance(exc, (_requests.Timeout, _requests.exceptions.ChunkedEncodingError))
-                or isinstance(reason, (ReadTimeoutError, ProtocolError))):
-            return fail(f"cannot reach the portal at {url} ({type(exc).__name__}: {_reason(exc)}).",
+                or isinstance(cause, (ReadTimeoutError, ProtocolError))):
+            return fail(f"cannot reach the portal at {url} ({type(exc).__name__}: {reason(exc)}).",
                         f"check {ENV}BASE_URL and that the portal is up; {NOTHING_LOADED}.")
-        if isinstance(exc, _requests.Timeout) or isinstance(reason, ReadTimeoutError):
+        if isinstance(exc, _requests.Timeout) or isinstance(cause, ReadTimeoutError):
             return fail(f"{what_of(url)} did not answer within {self.timeout:g} s ({tried}).",
                         f"raise {ENV}REQUEST_TIMEOUT if the portal is only slow, or retry later; {NOTHING_LOADED}.")
         return fail(f"the connection broke while {what_of(url)} was being read ({tried}; "
-                    f"{type(exc).__name__}: {_reason(exc)}).",
+                    f"{type(exc).__name__}: {reason(exc)}).",
                     f"the portal or a proxy in front of it drops connections; retry later ({NOTHING_LOADED}).")
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    # urllib3 messages repeat the pool and URL; the class name and the last clause are what users need.
-    return text.rsplit(":", 1)[-1].strip(" )'\"") or type(exc).__name__
 
 
 def response_of(resp, what: str, max_attempts: int) -> Any:
@@ -215,7 +173,7 @@ def response_of(resp, what: str, max_attempts: int) -> Any:
         raise fail(f"{what} failed with HTTP {status}{retried}: {message or resp.reason}.",
                    "retry later; if it persists, check the portal's logs. Nothing from this run was loaded.")
     try:
-        body = exact_json(resp)
+        body = response_json(resp)
     except MalformedBody as exc:
         retried = f" on all {max_attempts} attempts" if status == 200 and resp.content.strip() else ""
         raise fail(f"{what} returned a malformed page (HTTP {status}, {exc}){retried}.",

@@ -20,8 +20,3 @@ VAT_TAX_PATTERN = r"(?i)(НДС|\bVAT\b|\bNDS\b)"
 ENV = "SOURCES__ONLYOFFICE__"
 CREDENTIALS_FIX = (f"set {ENV}TOKEN to a valid API token, or {ENV}USERNAME and {ENV}PASSWORD of a CRM "
                    "administrator without two-factor authentication (the source then requests a token)")
-
-MONEY = {"data_type": "decimal", "precision": 18, "scale": 2}
-QUANTITY = {"data_type": "decimal", "precision": 18, "scale": 4}
-PERCENT = {"data_type": "decimal", "precision": 9, "scale": 4}
-RATE = {"data_type": "decimal", "precision": 18, "scale": 6}
