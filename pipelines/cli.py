@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _start_demo(invoices: int | None):
     from crm_invoices.sandbox.server import Sandbox
-    from crm_invoices.sandbox.world import World
+    from crm_invoices.sandbox.world import SYSTEMS, World
 
     # the demo account carries one case of each reconciliation rule, so the exceptions report shows them
-    world = World.generate(invoices={k: invoices for k in ("salesman", "bitrix24", "onlyoffice")}
+    world = World.generate(invoices=dict.fromkeys(SYSTEMS, invoices)
                            if invoices else None, anomalies=True)
     sandbox = Sandbox(world).start()
     os.environ.update(sandbox.demo_env())

@@ -1,7 +1,11 @@
-"""The CRM sources this project knows: one entry per source, each run as its own dlt pipeline.
+"""The CRMs this project knows: the one list. Everything that needs "every CRM" reads it: the CLI and the
+runner, the sandbox server and ``python -m crm_invoices.sandbox``, the world and its ground truth, the dbt
+vars (``pipelines/models.py``), the tests' fixtures and the bench. Adding a CRM = its own folders plus one entry
+here (the checklist: ``docs/ADDING_A_CRM.md``).
 
-Separate pipelines give each source its own state, its own load packages and its own failure: a wrong
-Bitrix24 secret does not stop SalesMan from loading.
+Each CRM runs as its own dlt pipeline: its own state, its own load packages and its own failure (a wrong
+Bitrix24 secret does not stop SalesMan from loading). Modules are named as strings and imported on use, so
+reading the list costs nothing and imports no CRM code.
 """
 
 from __future__ import annotations
@@ -13,12 +17,28 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class SourceSpec:
-    name: str  # also the dlt config section: SOURCES__<NAME>__...
+    name: str  # the CRM's key everywhere: dlt config section (SOURCES__<NAME>__...), source_system, folders
     display: str  # the name users read in messages
-    module: str  # the package holding the @dlt.source
-    factory: str  # the @dlt.source function
+    factory: str  # the @dlt.source function in the CRM's package, crm_invoices.sources.<name>
     # raw tables the dbt staging models read; the models of a source are enabled only when all exist
     required_tables: tuple[str, ...]
+    provider: str  # the emulator class in crm_invoices.sandbox.<name>, which also holds its ground truth
+    # sandbox world: invoice number prefix, distinct per CRM so that equal numbers are always planted on purpose
+    number_prefix: str = ""
+
+    @property
+    def module(self) -> str:
+        return f"crm_invoices.sources.{self.name}"
+
+    @property
+    def sandbox_module(self) -> str:
+        """The emulator package: the provider class and ``expected_invoices/lines/payments(world)``; its
+        ``rates`` module gives the rates the CRM serves (``fx_rates``, optional ``rates_to_base``)."""
+        return f"crm_invoices.sandbox.{self.name}"
+
+    @property
+    def bench_module(self) -> str:
+        return f"bench.{self.name}"
 
     @property
     def pipeline_name(self) -> str:
@@ -28,20 +48,43 @@ class SourceSpec:
     def dataset_name(self) -> str:
         return f"raw_{self.name}"
 
+    @property
+    def env_prefix(self) -> str:
+        return f"SOURCES__{self.name.upper()}__"
+
+    @property
+    def dbt_enabled_var(self) -> str:
+        return f"{self.name}_enabled"
+
     def make_source(self, **kwargs):
         return getattr(importlib.import_module(self.module), self.factory)(**kwargs)
 
+    def make_provider(self, world, **options):
+        return getattr(importlib.import_module(self.sandbox_module), self.provider)(world, **options)
+
+    def truth(self):
+        return importlib.import_module(self.sandbox_module)
+
+    def rates(self):
+        return importlib.import_module(f"{self.sandbox_module}.rates")
+
 
 ALL_SOURCES: tuple[SourceSpec, ...] = (
-    SourceSpec("salesman", "SalesMan", "crm_invoices.sources.salesman", "salesman_source",
-               ("invoice_rows", "invoice_details")),
-    SourceSpec("bitrix24", "Bitrix24", "crm_invoices.sources.bitrix24", "bitrix24_source",
-               ("smart_invoices", "stages", "currencies")),
-    SourceSpec("onlyoffice", "ONLYOFFICE", "crm_invoices.sources.onlyoffice", "onlyoffice_source",
-               ("invoices", "invoice_lines", "taxes", "portal")),
+    SourceSpec("salesman", "SalesMan", "salesman_source", ("invoice_rows", "invoice_details"),
+               provider="SalesmanProvider"),
+    SourceSpec("bitrix24", "Bitrix24", "bitrix24_source", ("smart_invoices", "stages", "currencies"),
+               provider="Bitrix24Provider", number_prefix="B-"),
+    SourceSpec("onlyoffice", "ONLYOFFICE", "onlyoffice_source", ("invoices", "invoice_lines", "taxes", "portal"),
+               provider="OnlyofficeProvider", number_prefix="INV-"),
 )
 
-# A source is available once its package exists (sources are added issue by issue).
+NAMES: tuple[str, ...] = tuple(spec.name for spec in ALL_SOURCES)
+
+# A source is available once its package exists (a CRM's folders may be added before its entry is used).
 SOURCES: dict[str, SourceSpec] = {
     spec.name: spec for spec in ALL_SOURCES if importlib.util.find_spec(spec.module) is not None
 }
+
+
+def spec(name: str) -> SourceSpec:
+    return next(s for s in ALL_SOURCES if s.name == name)

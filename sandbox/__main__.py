@@ -7,7 +7,7 @@ import json
 import sys
 
 from .server import Sandbox
-from .world import World
+from .world import SYSTEMS, World
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
                        help='failure injection per provider as JSON, e.g. {"salesman": {"delay": 0.2, "fail_next": 3}}')
     serve.add_argument("--anomalies", action="store_true", help="plant one case of each reconciliation rule")
     args = parser.parse_args(argv)
-    world = World.generate(seed=args.seed, invoices={k: args.invoices for k in ("salesman", "bitrix24", "onlyoffice")},
+    world = World.generate(seed=args.seed, invoices=dict.fromkeys(SYSTEMS, args.invoices),
                            anomalies=args.anomalies)
     sandbox = Sandbox(world, host=args.host, port=args.port, **json.loads(args.options))
     for name, faults in json.loads(args.faults).items():

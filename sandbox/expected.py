@@ -6,19 +6,19 @@ Each provider module knows its own dialect's rules (``expected_invoices``, ``exp
 
 from __future__ import annotations
 
-import importlib
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
-from .world import SYSTEMS, World, cross_rate, q2, to_reporting
+from crm_invoices.pipelines.registry import spec
 
-PROVIDER_MODULES = {"salesman": "crm_invoices.sandbox.salesman", "bitrix24": "crm_invoices.sandbox.bitrix24", "onlyoffice": "crm_invoices.sandbox.onlyoffice"}
+from .world import SYSTEMS, World, cross_rate, to_reporting
+
 BASE = "RUB"  # every sandbox account keeps its books in roubles
 
 
 def _module(system: str):
-    return importlib.import_module(PROVIDER_MODULES[system])
+    return spec(system).truth()
 
 
 def expected(world: World, what: str, systems=SYSTEMS) -> list[dict]:
@@ -82,32 +82,18 @@ def exceptions(world: World, systems=SYSTEMS) -> set[tuple[str, str]]:
 # ---- the reporting currency ----------------------------------------------------------------------------------
 def fx_rates(world: World, system: str) -> dict[str, Decimal]:
     """What ``int_fx_rates`` holds for one CRM after a run: currency -> rate to the base, as the CRM serves it."""
-    today = world.today
-    if system == "salesman":  # currency/list: course, base units per unit
-        from .salesman import CURRENCIES
-
-        return {code: world.rate(code, today) for code in CURRENCIES}
-    if system == "bitrix24":  # crm.currency.list: AMOUNT / AMOUNT_CNT, the base at 1
-        from .bitrix24_render import portal_currencies
-
-        return {code: world.rate(code, today) for code in portal_currencies(world)}
-    from .onlyoffice.provider import CURRENCY_INFO  # currency/rates: 2 decimals; a 0.00 rate is no rate
-
-    rates = {code: q2(world.rate(code, today) / world.rate(BASE, today))
-             for code in CURRENCY_INFO if code != BASE and world.has_rate(code)}
-    return {code: rate for code, rate in rates.items() if rate > 0}
+    return spec(system).rates().fx_rates(world)
 
 
 def rates_to_base(world: World, system: str) -> dict[str, Decimal | None]:
-    """invoice_key -> the rate of the invoice's currency to the base that the CRM carries for it (None: none)."""
-    if system == "onlyoffice":  # the invoice's own exchangeRate
-        from .onlyoffice.ledger import normalise_world, oo_id, state
-
-        normalise_world(world, BASE)
-        return {f"onlyoffice:sandbox:{oo_id(inv)}": state(inv).exchange_rate if state(inv).exchange_rate > 0 else None
-                for inv in world.invoices[system]}
-    rates = {BASE: Decimal(1)} if system == "salesman" else fx_rates(world, system)
-    return {row["invoice_key"]: rates.get(row["currency"]) for row in expected(world, "invoices", [system])}
+    """invoice_key -> the rate of the invoice's currency to the base that the CRM carries for it (None: none).
+    A CRM whose invoices carry their own rate says so (``rates.rates_to_base``); else the invoice's currency is
+    looked up in what the CRM serves (``rates.own_rates`` when its invoices use other rates than that)."""
+    rates = spec(system).rates()
+    if hasattr(rates, "rates_to_base"):
+        return rates.rates_to_base(world, BASE)
+    known = rates.own_rates(world, BASE) if hasattr(rates, "own_rates") else fx_rates(world, system)
+    return {row["invoice_key"]: known.get(row["currency"]) for row in expected(world, "invoices", [system])}
 
 
 def reporting(world: World, currency: str, systems=SYSTEMS) -> dict[str, tuple[Decimal | None, Decimal | None]]:

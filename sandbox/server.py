@@ -205,23 +205,10 @@ class Sandbox:
 
 
 def default_providers(world: World, options: dict) -> list[Provider]:
-    """Every provider the sandbox knows, each with its options (``salesman={"page_size": 50}``)."""
-    from .salesman import SalesmanProvider
+    """Every provider the registry lists, each with its options (``salesman={"page_size": 50}``)."""
+    from crm_invoices.pipelines.registry import SOURCES
 
-    providers: list[Provider] = [SalesmanProvider(world, **options.get("salesman", {}))]
-    try:  # providers added by later issues register here
-        from .bitrix24 import Bitrix24Provider
-
-        providers.append(Bitrix24Provider(world, **options.get("bitrix24", {})))
-    except ImportError:
-        pass
-    try:
-        from .onlyoffice import OnlyofficeProvider
-
-        providers.append(OnlyofficeProvider(world, **options.get("onlyoffice", {})))
-    except ImportError:
-        pass
-    return providers
+    return [spec.make_provider(world, **options.get(spec.name, {})) for spec in SOURCES.values()]
 
 
 class _Server(ThreadingHTTPServer):

@@ -19,11 +19,14 @@ from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal, localcontext
 from math import gcd
 from typing import Literal
 
+from crm_invoices.pipelines.registry import ALL_SOURCES, NAMES
+
 CENT = Decimal("0.01")
-SYSTEMS = ("salesman", "bitrix24", "onlyoffice")
+SYSTEMS = NAMES
 # Numbering differs per CRM so that the same number for the same client in two systems is always planted
 # on purpose (a reconciliation exception), never a coincidence of the generator.
-NUMBER_PREFIX = {"salesman": "", "bitrix24": "B-", "onlyoffice": "INV-"}
+NUMBER_PREFIX = {spec.name: spec.number_prefix for spec in ALL_SOURCES}
+DEFAULT_INVOICES = 90  # per CRM
 
 # The Russian standard VAT rate: 20 % until 2025-12-31, 22 % from 2026-01-01.
 VAT_STANDARD_SWITCH = date(2026, 1, 1)
@@ -269,7 +272,7 @@ class World:
         anomalies: bool = False,
         boundaries: bool = False,
     ) -> World:
-        counts = {"salesman": 90, "bitrix24": 90, "onlyoffice": 90}
+        counts = dict.fromkeys(SYSTEMS, DEFAULT_INVOICES)
         counts.update(invoices or {})
         rnd = random.Random(seed)
         start = date(2025, 9, 1)

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from crm_invoices.pipelines.registry import ALL_SOURCES, NAMES
 from crm_invoices.sandbox.server import Sandbox
 from crm_invoices.sandbox.world import World
 
 # Retries stay on in tests (they are part of what is tested) but without exponential waits.
 FAST_RETRIES = {
-    f"SOURCES__{name}__{key}": value
-    for name in ("SALESMAN", "BITRIX24", "ONLYOFFICE")
+    f"{spec.env_prefix}{key}": value
+    for spec in ALL_SOURCES
     for key, value in (("REQUEST_BACKOFF_FACTOR", "0"), ("REQUEST_MAX_ATTEMPTS", "3"), ("REQUEST_TIMEOUT", "10"))
 }
 
@@ -30,7 +31,7 @@ def make_sandbox() -> Callable[..., Sandbox]:
     started: list[Sandbox] = []
 
     def factory(invoices: dict[str, int] | None = None, seed: int = 7, **provider_options) -> Sandbox:
-        counts = {"salesman": 0, "bitrix24": 0, "onlyoffice": 0}
+        counts = dict.fromkeys(NAMES, 0)
         counts.update(invoices or {})
         sandbox = Sandbox(World.generate(seed=seed, invoices=counts), **provider_options).start()
         started.append(sandbox)
