@@ -62,8 +62,7 @@ rates as (
 ),
 
 companies as (
-    select account, id, title
-    from {{ source_or_empty('bitrix24', 'companies', [('account', 'varchar'), ('id', 'bigint'), ('title', 'varchar')]) }} as companies
+    select * from {{ ref('stg_bitrix24__companies') }}
 ),
 
 joined as (
@@ -93,7 +92,7 @@ joined as (
         on line_rates.invoice_key = invoices.invoice_key
     left join companies
         on companies.account = invoices.account
-        and companies.id = invoices.company_id
+        and companies.company_id = invoices.company_id
     left join base_currency
         on base_currency.account = invoices.account
     left join rates

@@ -5,13 +5,12 @@
 select
     'onlyoffice' as source_system,
     rates.account,
-    upper(rates.from_currency) as currency,
+    rates.from_currency as currency,
     rates.snapshot_date as rate_date,
-    {{ fx_rate('rates.rate') }} as rate_to_base
-from {{ source_or_empty('onlyoffice', 'currency_rates', [('account', 'varchar'), ('from_currency', 'varchar'),
-    ('to_currency', 'varchar'), ('rate', 'decimal(18,8)'), ('snapshot_date', 'date')]) }} as rates
-inner join {{ source('onlyoffice', 'portal') }} as portal
+    rates.rate as rate_to_base
+from {{ ref('stg_onlyoffice__currency_rates') }} as rates
+inner join {{ ref('stg_onlyoffice__portal') }} as portal
     on portal.account = rates.account
     and portal.snapshot_date = rates.snapshot_date
-    and upper(portal.default_currency) = upper(rates.to_currency)
+    and portal.default_currency = rates.to_currency
 where rates.rate is not null and rates.rate > 0

@@ -11,4 +11,4 @@ select
     {{ money('amount_gross - vat_amount') }} as amount_net,
     amount_gross,
     'onlyoffice' as source_system
-from {{ ref('stg_onlyoffice__invoice_lines') }}
+from {{ ref('int_onlyoffice__priced_lines') }}

@@ -14,12 +14,17 @@ line_totals as (
         sum(vat_amount) as vat_amount,
         -- one rate for the invoice only when every line has the same one; "without VAT" is no rate
         case when count(distinct coalesce(vat_rate, -1)) = 1 then max(vat_rate) end as vat_rate
-    from {{ ref('stg_onlyoffice__invoice_lines') }}
+    from {{ ref('int_onlyoffice__priced_lines') }}
     group by account, invoice_id
 ),
 
 portal as (
     select * from {{ ref('stg_onlyoffice__portal') }}
+    where is_latest
+),
+
+deletions as (
+    select * from {{ ref('stg_onlyoffice__invoice_deletions') }}
 )
 
 select
@@ -49,7 +54,7 @@ select
     'onlyoffice: invoice exchangeRate (1 ' || invoices.currency || ' = rate ' || portal.default_currency
         || ', portal default currency as of ' || cast(portal.snapshot_date as {{ dbt.type_string() }}) || ')' as fx_rate_source,
     invoices.created_at,
-    invoices.is_deleted,
+    coalesce(deletions.is_deleted, false) as is_deleted,
     false as is_declared_paid
 from invoices
 left join line_totals
@@ -57,3 +62,5 @@ left join line_totals
     and line_totals.invoice_id = invoices.invoice_id
 left join portal
     on portal.account = invoices.account
+left join deletions
+    on deletions.invoice_id = invoices.invoice_id

@@ -4,9 +4,8 @@
 select
     'salesman' as source_system,
     account,
-    upper(code) as currency,
+    currency,
     snapshot_date as rate_date,
-    {{ fx_rate('course') }} as rate_to_base
-from {{ source_or_empty('salesman', 'currencies', [('account', 'varchar'), ('code', 'varchar'),
-    ('snapshot_date', 'date'), ('course', 'decimal(18,6)')]) }} as currencies
-where course is not null and course > 0
+    rate_to_base
+from {{ ref('stg_salesman__currencies') }}
+where rate_to_base is not null and rate_to_base > 0

@@ -1,39 +1,35 @@
 {{ config(enabled=crm_loaded('onlyoffice')) }}
 
+-- One row per ONLYOFFICE invoice ever seen (its deletion mark is stg_onlyoffice__invoice_deletions).
 with invoices as (
     select * from {{ source('onlyoffice', 'invoices') }}
 ),
 
-deletions as (
-    select * from {{ source_or_empty('onlyoffice', 'invoice_deletions',
-        [('id', 'bigint'), ('is_deleted', 'boolean'), ('deleted_at', 'timestamp')]) }} as invoice_deletions
+final as (
+    select
+        account,
+        cast(id as bigint) as invoice_id,
+        number as invoice_number,
+        cast(status_id as bigint) as status_id,
+        -- key on the id: titles are localised ("Billed" is Sent, "Archive" is Archived)
+        case status_id
+            when 1 then 'draft'
+            when 2 then 'issued'
+            when 3 then 'cancelled'
+            when 4 then 'paid'
+            when 5 then 'cancelled'
+        end as status,
+        cast(issue_date as date) as issue_date,
+        cast(due_date as date) as due_date,
+        cast(contact_id as bigint) as contact_id,
+        contact_name,
+        cast(entity_id as bigint) as deal_id,
+        upper(currency) as currency,
+        {{ fx_rate('exchange_rate') }} as exchange_rate,
+        {{ money('cost') }} as cost,
+        cast(created_at as timestamp with time zone) as created_at,
+        cast(_extracted_at as timestamp with time zone) as extracted_at
+    from invoices
 )
 
-select
-    invoices.account,
-    invoices.id as invoice_id,
-    invoices.number as invoice_number,
-    invoices.status_id,
-    -- key on the id: titles are localised ("Billed" is Sent, "Archive" is Archived)
-    case invoices.status_id
-        when 1 then 'draft'
-        when 2 then 'issued'
-        when 3 then 'cancelled'
-        when 4 then 'paid'
-        when 5 then 'cancelled'
-    end as status,
-    invoices.issue_date,
-    invoices.due_date,
-    invoices.contact_id,
-    invoices.contact_name,
-    invoices.entity_id as deal_id,
-    upper(invoices.currency) as currency,
-    {{ fx_rate('invoices.exchange_rate') }} as exchange_rate,
-    {{ money('invoices.cost') }} as cost,
-    invoices.created_at,
-    coalesce(deletions.is_deleted, false) as is_deleted,
-    deletions.deleted_at,
-    invoices._extracted_at as extracted_at
-from invoices
-left join deletions
-    on deletions.id = invoices.id
+select * from final
