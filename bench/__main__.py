@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -122,13 +123,54 @@ def table(rows: list[dict]) -> str:
     return HEADER + "\n" + "\n".join(lines)
 
 
+def _note(row: dict, label: str) -> str:
+    found = re.search(rf"{re.escape(label)} (\d+)", row["notes"])
+    return found.group(1) if found else "?"
+
+
+def growth(rows: list[dict]) -> str:
+    """Per source and size: first load, unchanged rerun, baseline and dbt build side by side."""
+    lines = ["| source | invoices | first load wall s | client CPU s | client peak RSS MiB | server CPU s | "
+             "rerun wall s | rerun CPU s | rerun list pages / detail calls | baseline wall s | baseline CPU s | "
+             "baseline peak RSS MiB | dbt build s | dbt peak RSS MiB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    keys = sorted({(r["source"], r["invoices"]) for r in rows if r["kind"] == "load" and not r["rtt_ms"]
+                   and "cloud" not in r["variant"]})
+    dbt_by_size, last = {}, {}  # a dbt row times the warehouse of the load just before it (its invoices are marts')
+    for r in rows:
+        if r["kind"] == "load" and not r["rtt_ms"] and "cloud" not in r["variant"]:
+            last[r["source"]] = r["invoices"]
+        elif r["source"] in last:
+            dbt_by_size.setdefault((r["source"], last[r["source"]]), r)
+    for source, n in keys:
+        def pick(prefix: str, n=n, source=source) -> dict | None:  # no added latency, no cloud limit
+            return next((r for r in rows if r["source"] == source and r["kind"] == "load" and r["invoices"] == n
+                         and r["variant"].startswith(prefix) and not r["rtt_ms"] and "cloud" not in r["variant"]), None)
+
+        first, rerun, base = pick("crm-invoices, first"), pick("crm-invoices, rerun"), pick("plain dlt")
+        dbt = dbt_by_size.get((source, n))
+        detail = ("invoice/info" if source == "salesman" else "invoice/{id}" if source == "onlyoffice" else "")
+        lines.append("| " + " | ".join([
+            source, f"{n:,}",
+            *(["", "", "", ""] if not first else
+              [f"{first['seconds']:.1f}", f"{first['client_cpu']:.1f}", f"{first['peak_rss_mib']:,}",
+               f"{first['server_cpu']:.1f}"]),
+            *(["", "", ""] if not rerun else
+              [f"{rerun['seconds']:.1f}", f"{rerun['client_cpu']:.1f}",
+               f"{_note(rerun, 'list pages')} / {_note(rerun, detail) if detail else '-'}"]),
+            *(["", "", ""] if not base else
+              [f"{base['seconds']:.1f}", f"{base['client_cpu']:.1f}", f"{base['peak_rss_mib']:,}"]),
+            *(["", ""] if not dbt else [f"{dbt['seconds']:.1f}", f"{dbt['peak_rss_mib']:,}"])]) + " |")
+    return "\n".join(lines)
+
+
 def write_results(rows: list[dict], title: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"## {stamp}: {title}\n\nMachine: {platform.machine()}, {platform.python_implementation()} "
                f"{platform.python_version()}, sandbox in its own process on loopback (`bench.server`), RTT added by "
                f"`bench.proxy`. Client CPU = user + sys of the client's process tree, startup included; per goal "
                f"unit = scaled to 100k SalesMan / 20k Bitrix24 / 20k ONLYOFFICE invoices (goal: at most 10 s).\n\n"
-               f"{table(rows)}\n")
+               f"{table(rows)}\n\nBy size (no added latency):\n\n{growth(rows)}\n")
     previous = RESULTS.read_text() if RESULTS.exists() else ""
     intro = ("# Benchmark results\n\nWritten by `make bench` / `python -m bench --scale` (newest first). rows = raw "
              "rows loaded; bound = the wall time the API itself imposes (see each section); peak RSS of the client "
@@ -154,6 +196,9 @@ def main() -> None:
     parser.add_argument("--commit", default=None,
                         help="measure the code of this commit (e.g. HEAD), not the working tree")
     parser.add_argument("--json", type=Path, default=None, help="also append the rows as JSON lines to this file")
+    parser.add_argument("--from-json", type=Path, nargs="*", default=None,
+                        help="run nothing: write one section from rows that --json saved (several runs' files)")
+    parser.add_argument("--title", default=None, help="with --from-json: the section's title")
     parser.add_argument("--no-write", action="store_true", help="do not touch bench/RESULTS.md")
     args = parser.parse_args()
     args.rtt_ms = [float(v) for v in args.rtt_ms.split(",") if v.strip()]
@@ -164,6 +209,10 @@ def main() -> None:
     unknown = [s for s in names if s not in SOURCES]
     if unknown:
         parser.error(f"no benchmark for {', '.join(unknown)}")
+    if args.from_json is not None:
+        rows = [json.loads(line) for path in args.from_json for line in path.read_text().splitlines() if line.strip()]
+        print(write_results(rows, args.title or "combined runs"))
+        return
     work = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     try:
         code = "the working tree"
