@@ -32,6 +32,8 @@ class ModelsOutcome:
 
 
 def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, command: str = "build") -> ModelsOutcome:
+    """Run dbt `command` (``build``; ``source freshness`` for the loads' age) over the warehouse, with the CRM
+    vars of ``enabled`` (registry name -> loaded) and ``extra_vars``."""
     started = time.monotonic()
     work = dbt_work_dir()
     env = dict(os.environ)
@@ -45,7 +47,7 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
     })
     dbt_vars = crm_vars(enabled)
     dbt_vars.update(extra_vars or {})
-    cmd = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", command,
+    cmd = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *command.split(),
            "--project-dir", str(MODELS_DIR), "--vars", json.dumps(dbt_vars)]
     (work / "target" / "run_results.json").unlink(missing_ok=True)  # never report a previous run's results
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

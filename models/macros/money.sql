@@ -11,7 +11,7 @@
     once, at the end.
   - One rounding rule: half up, i.e. a tie goes away from zero (0.125 -> 0.13, -0.125 -> -0.13). It is what
     SQL's round() and a cast to fewer decimals do on decimals in DuckDB and PostgreSQL alike. (The ONLYOFFICE
-    staging replays that CRM's own arithmetic, which rounds half to even; see onlyoffice_round.)
+    line pricing replays that CRM's own arithmetic, which rounds half to even; see round_half_even.)
 -#}
 
 {#- Stored money (the invoice's currency). -#}
@@ -106,11 +106,12 @@
 {%- endmacro %}
 
 {#-
-  Math.Round(x, 2) as ONLYOFFICE's server computes it (.NET rounds half to even), in wide decimals. Only for
-  replaying that CRM's own arithmetic, so our lines add up to the cost it shows; never for our conversions.
-  Multiplying by 0.01 instead of dividing by 100 keeps the value a decimal (division yields a double on DuckDB).
+  x rounded to 2 decimals half to even, in wide decimals: Math.Round(x, 2) as ONLYOFFICE's server computes it
+  (.NET rounds half to even). Only for replaying that CRM's own arithmetic, so our lines add up to the cost it
+  shows; never for our conversions. Multiplying by 0.01 instead of dividing by 100 keeps the value a decimal
+  (division yields a double on DuckDB).
 -#}
-{% macro onlyoffice_round(expr) -%}
+{% macro round_half_even(expr) -%}
     {%- set x = '(' ~ wide(expr, 10) ~ ')' -%}
     (case
         when abs({{ x }} * 100 - trunc({{ x }} * 100)) = 0.5

@@ -1,7 +1,7 @@
 {{ config(enabled=crm_loaded('onlyoffice')) }}
 
 {#- Every line priced by the portal's own arithmetic (CalculateInvoiceCost), step by step, with its rounding
-    (onlyoffice_round: .NET's Math.Round rounds half to even) and in wide decimals: a line of
+    (round_half_even: .NET's Math.Round rounds half to even) and in wide decimals: a line of
     99,999,999.99 x 99,999,999.99 overflows 64 bits. Discount in percent; two taxes per line, not compounded,
     at the latest tax rates (as the portal computes every invoice's cost with the current ones). -#}
 with lines as (
@@ -15,14 +15,14 @@ taxes as (
 gross as (
     select
         lines.*,
-        {{ onlyoffice_round(wide('lines.unit_price', 2) ~ ' * ' ~ wide('lines.quantity', 4)) }} as line_gross
+        {{ round_half_even(wide('lines.unit_price', 2) ~ ' * ' ~ wide('lines.quantity', 4)) }} as line_gross
     from lines
 ),
 
 net as (
     select
         gross.*,
-        gross.line_gross - {{ onlyoffice_round('gross.line_gross * ' ~ wide('gross.discount_percent', 4) ~ ' * 0.01') }} as line_net
+        gross.line_gross - {{ round_half_even('gross.line_gross * ' ~ wide('gross.discount_percent', 4) ~ ' * 0.01') }} as line_net
     from gross
 ),
 
@@ -34,8 +34,8 @@ taxed as (
         coalesce(tax1.is_vat, false) as tax1_is_vat,
         coalesce(tax2.is_vat, false) as tax2_is_vat,
         -- a tax id that no longer exists counts as 0, as on the server
-        coalesce({{ onlyoffice_round('net.line_net * ' ~ wide('tax1.rate', 4) ~ ' * 0.01') }}, 0) as tax1_amount,
-        coalesce({{ onlyoffice_round('net.line_net * ' ~ wide('tax2.rate', 4) ~ ' * 0.01') }}, 0) as tax2_amount
+        coalesce({{ round_half_even('net.line_net * ' ~ wide('tax1.rate', 4) ~ ' * 0.01') }}, 0) as tax1_amount,
+        coalesce({{ round_half_even('net.line_net * ' ~ wide('tax2.rate', 4) ~ ' * 0.01') }}, 0) as tax2_amount
     from net
     left join taxes as tax1
         on tax1.account = net.account
