@@ -186,3 +186,27 @@ def query(sql: str) -> list[tuple]:
         return []
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
+
+
+def execute(statements: list[str]) -> None:
+    """Run DDL on the current warehouse in one transaction (the caller holds the writer lock)."""
+    from .settings import database_path
+
+    if not statements:
+        return
+    if is_postgres():
+        con = postgres_target().connect("crm-invoices")
+        try:
+            with con, con.cursor() as cur:
+                for sql in statements:
+                    cur.execute(sql)
+        finally:
+            con.close()
+        return
+    import duckdb
+
+    with duckdb.connect(str(database_path())) as con:
+        con.execute("begin")
+        for sql in statements:
+            con.execute(sql)
+        con.execute("commit")

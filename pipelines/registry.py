@@ -23,6 +23,8 @@ class SourceSpec:
     # raw tables the dbt staging models read; the models of a source are enabled only when all exist
     required_tables: tuple[str, ...]
     provider: str  # the emulator class in crm_invoices.sandbox.<name>, which also holds its ground truth
+    # settings that say which account of the CRM this is (its URL): a second account must set its own
+    identity: tuple[str, ...] = ("base_url",)
     # sandbox world: invoice number prefix, distinct per CRM so that equal numbers are always planted on purpose
     number_prefix: str = ""
 
@@ -56,8 +58,11 @@ class SourceSpec:
     def dbt_enabled_var(self) -> str:
         return f"{self.name}_enabled"
 
+    def factory_function(self):
+        return getattr(importlib.import_module(self.module), self.factory)
+
     def make_source(self, **kwargs):
-        return getattr(importlib.import_module(self.module), self.factory)(**kwargs)
+        return self.factory_function()(**kwargs)
 
     def make_provider(self, world, **options):
         return getattr(importlib.import_module(self.sandbox_module), self.provider)(world, **options)
@@ -73,7 +78,7 @@ ALL_SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("salesman", "SalesMan", "salesman_source", ("invoice_rows", "invoice_details"),
                provider="SalesmanProvider"),
     SourceSpec("bitrix24", "Bitrix24", "bitrix24_source", ("smart_invoices", "stages", "currencies"),
-               provider="Bitrix24Provider", number_prefix="B-"),
+               provider="Bitrix24Provider", identity=("webhook_url", "portal_url"), number_prefix="B-"),
     SourceSpec("onlyoffice", "ONLYOFFICE", "onlyoffice_source", ("invoices", "invoice_lines", "taxes", "portal"),
                provider="OnlyofficeProvider", number_prefix="INV-"),
 )

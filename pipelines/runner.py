@@ -15,18 +15,23 @@ import dlt  # noqa: E402
 from crm_invoices.sources.common import SourceError, causes  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 
+from .accounts import Account, AccountError, accounts_of, raw_schemas, union_views_sql  # noqa: E402
 from .destination import connection_problem, is_postgres, postgres_error_in, postgres_target  # noqa: E402
-from .registry import ALL_SOURCES, SOURCES, SourceSpec  # noqa: E402
+from .registry import ALL_SOURCES, SOURCES  # noqa: E402
 from .warehouse import held_by_other_program, log, out_of_room, reconcile_local_state  # noqa: E402
 
 
 @dataclass
 class SourceOutcome:
-    name: str
+    name: str  # the account's key: ``bitrix24``, or ``bitrix24.spb`` for a further account
     ok: bool
     seconds: float
     message: str = ""
     rows: dict[str, int] = field(default_factory=dict)
+    source: str = ""  # the CRM (registry name)
+
+    def __post_init__(self):
+        self.source = self.source or self.name.split(".", 1)[0]
 
 
 def find_source_error(exc: BaseException) -> SourceError | None:
@@ -53,7 +58,7 @@ def warehouse_file() -> Path | None:
     return None if is_postgres() else database_path()
 
 
-def make_pipeline(spec: SourceSpec, progress: bool = True) -> dlt.Pipeline:
+def make_pipeline(spec: Account, progress: bool = True) -> dlt.Pipeline:
     progress_collector = (dlt.progress.log(log_period=10, logger=sys.stderr, dump_system_stats=False)
                           if progress else None)
     return dlt.pipeline(
@@ -65,7 +70,7 @@ def make_pipeline(spec: SourceSpec, progress: bool = True) -> dlt.Pipeline:
     )
 
 
-def run_source(spec: SourceSpec, full_refresh: bool = False, progress: bool = True) -> SourceOutcome:
+def run_source(spec: Account, full_refresh: bool = False, progress: bool = True) -> SourceOutcome:
     """Extract, normalize and load one source. Extraction runs before anything touches the warehouse, so
     a wrong key or a dead host leaves the DuckDB file and the pipeline state as they were."""
     started = time.monotonic()
@@ -88,8 +93,10 @@ def run_source(spec: SourceSpec, full_refresh: bool = False, progress: bool = Tr
         busy = held_by_other_program(database_path(), exc)
         no_room = out_of_room(exc)
         pg_down = postgres_error_in(exc) if is_postgres() else None
-        if error is not None:
-            message = str(error)
+        if isinstance(exc, AccountError):
+            message = str(exc)
+        elif error is not None:  # the CRM's own message, naming the account when it is not the main one
+            message = str(error).replace(f"{spec.spec.display}:", f"{spec.display}:", 1)
         elif pg_down is not None:
             message = f"{spec.display}: {connection_problem(postgres_target(), pg_down)}"
         elif busy is not None:
@@ -101,25 +108,28 @@ def run_source(spec: SourceSpec, full_refresh: bool = False, progress: bool = Tr
             while isinstance(root, PipelineStepFailed) and root.__cause__ is not None:
                 root = root.__cause__
             message = (f"{spec.display}: {type(root).__name__}: {root} Fix: check the {spec.display} settings "
-                       f"(SOURCES__{spec.name.upper()}__...) and the log above; nothing from this run was "
+                       f"({spec.env_prefix}...) and the log above; nothing from this run was "
                        "loaded for this source.")
-        return SourceOutcome(spec.name, False, time.monotonic() - started, redact_text(message))
+        return SourceOutcome(spec.key, False, time.monotonic() - started, redact_text(message))
     rows = {}
     trace = pipeline.last_trace
     if trace is not None and trace.last_normalize_info is not None:
         rows = {t: n for t, n in trace.last_normalize_info.row_counts.items() if not t.startswith("_dlt")}
-    return SourceOutcome(spec.name, True, time.monotonic() - started, rows=rows)
+    return SourceOutcome(spec.key, True, time.monotonic() - started, rows=rows)
 
 
-def existing_raw_tables(db: Path | None = None) -> dict[str, set[str]]:
-    """Raw tables per source schema, read from the warehouse (read-only): the DuckDB file ``db`` (default:
-    the configured one), or the PostgreSQL database of ``--destination postgres``."""
+def warehouse_tables(db: Path | None = None) -> dict[str, dict[str, list[tuple[str, str]]]]:
+    """``{dataset: {table: [(column, sql type)]}}`` of every raw dataset, read from the warehouse (read-only):
+    the DuckDB file ``db`` (default: the configured one), or the PostgreSQL database of ``--destination
+    postgres``."""
     from .destination import query
 
-    sql = ("select table_schema, table_name from information_schema.tables "
-           "where table_schema like 'raw\\_%' escape '\\'")
+    where = "where table_schema like 'raw\\_%' escape '\\' order by table_schema, table_name, ordinal_position"
     if is_postgres():
-        rows = query(sql)
+        rows = query("select table_schema, table_name, column_name, case when data_type = 'numeric' and "
+                     "numeric_precision is not null then 'numeric(' || numeric_precision || ',' || numeric_scale "
+                     "|| ')' when data_type = 'character varying' then 'varchar' else data_type end "
+                     f"from information_schema.columns {where}")
     else:
         db = db or database_path()
         if not db.exists():
@@ -127,11 +137,18 @@ def existing_raw_tables(db: Path | None = None) -> dict[str, set[str]]:
         import duckdb
 
         with duckdb.connect(str(db), read_only=True) as con:
-            rows = con.execute(sql).fetchall()
-    out: dict[str, set[str]] = {}
-    for schema, table in rows:
-        out.setdefault(schema.removeprefix("raw_"), set()).add(table)
+            rows = con.execute("select table_schema, table_name, column_name, data_type "
+                               f"from information_schema.columns {where}").fetchall()
+    out: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for schema, table, column, sql_type in rows:
+        out.setdefault(schema, {}).setdefault(table, []).append((column, sql_type))
     return out
+
+
+def existing_raw_tables(db: Path | None = None) -> dict[str, set[str]]:
+    """Raw tables per CRM, over all of its accounts' datasets."""
+    tables = warehouse_tables(db)
+    return {crm: {t for d in datasets for t in tables[d]} for crm, datasets in raw_schemas(tables).items()}
 
 
 def enabled_sources(db: Path | None = None) -> dict[str, bool]:
@@ -140,11 +157,42 @@ def enabled_sources(db: Path | None = None) -> dict[str, bool]:
     return {spec.name: set(spec.required_tables) <= tables.get(spec.name, set()) for spec in ALL_SOURCES}
 
 
-def selected_specs(names: list[str] | None) -> list[SourceSpec]:
-    if not names:
-        return list(SOURCES.values())
-    unknown = [n for n in names if n not in SOURCES]
+def prepare_raw_schemas() -> dict[str, str]:
+    """The ``raw_schemas`` dbt var: CRM -> the schema its models read. A CRM loaded by one account reads its
+    dataset; one loaded by several reads ``raw_<crm>_all``, (re)built here as views over all of them."""
+    from .destination import execute
+
+    tables = warehouse_tables()
+    out: dict[str, str] = {}
+    for crm, datasets in raw_schemas(tables).items():
+        if len(datasets) == 1:
+            out[crm] = datasets[0]
+            continue
+        schema, statements = union_views_sql(crm, datasets, tables)
+        execute(statements)
+        out[crm] = schema
+    return out
+
+
+def selected_specs(names: list[str] | None) -> list[Account]:
+    """The accounts to run: every configured account of every CRM, or those named (``bitrix24`` = all of its
+    accounts, ``bitrix24.spb`` = that one)."""
+    wanted = names or list(SOURCES)
+    unknown = [n for n in wanted if n.split(".", 1)[0] not in SOURCES]
     if unknown:
         raise SystemExit(f"crm-invoices: unknown source(s) {', '.join(unknown)}; "
                          f"available: {', '.join(SOURCES)}")
-    return [SOURCES[n] for n in names]
+    out: list[Account] = []
+    for crm in dict.fromkeys(n.split(".", 1)[0] for n in wanted):
+        try:
+            accounts = accounts_of(SOURCES[crm])
+        except AccountError as exc:
+            raise SystemExit(f"crm-invoices: {exc}") from None
+        picked = [a for a in accounts if a.key in wanted or crm in wanted]
+        missing = [n for n in wanted if n.startswith(f"{crm}.") and n not in {a.key for a in accounts}]
+        if missing:
+            raise SystemExit(f"crm-invoices: unknown account(s) {', '.join(missing)}; {SOURCES[crm].display} "
+                             f"has: {', '.join(a.key for a in accounts)} (list more in "
+                             f"{SOURCES[crm].env_prefix}ACCOUNTS)")
+        out += picked
+    return out
