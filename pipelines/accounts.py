@@ -193,7 +193,8 @@ def union_views_sql(crm: str, datasets: list[str], tables: dict[str, dict[str, l
     """(schema, statements) that (re)create ``raw_<crm>_all`` as one view per raw table over ``datasets``."""
     schema = f"raw_{crm}{UNION_SUFFIX}"
     statements = [f'drop schema if exists "{schema}" cascade', f'create schema "{schema}"']
-    names = sorted({t for d in datasets for t in tables[d] if not t.startswith("_dlt")})
+    # dlt's own tables stay per dataset, except its log of loads: the sources' freshness reads it
+    names = sorted({t for d in datasets for t in tables[d] if not t.startswith("_dlt") or t == "_dlt_loads"})
     for table in names:
         columns: dict[str, str] = {}
         for d in datasets:

@@ -53,7 +53,10 @@ def report_after_run(outcomes, models_skipped: bool) -> int:
     if models_skipped:
         print("report: skipped (--skip-models: the marts were not rebuilt)")
         return 0
-    failures = {o.name: o.message for o in outcomes if not o.ok}
+    failures: dict[str, str] = {}  # per CRM: the report's freshness is per CRM, over all of its accounts
+    for o in outcomes:
+        if not o.ok:
+            failures[o.source] = " ".join(filter(None, (failures.get(o.source), o.message)))
     try:
         result = write_report(failures=failures)
     except ReportError as exc:
