@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .destination import dbt_env, is_postgres
+from .runner import prepare_raw_schemas
 from .settings import MODELS_DIR, database_path, dbt_work_dir, redact_text
 from .warehouse import held_by_other_program, out_of_room
 
@@ -48,6 +49,14 @@ def build_models(enabled: dict[str, bool], extra_vars: dict | None = None, comma
         "DO_NOT_TRACK": "1",
     })
     dbt_vars = crm_vars(enabled)
+    try:  # which schema each CRM's models read: its dataset, or the union of its accounts' datasets
+        dbt_vars["raw_schemas"] = prepare_raw_schemas()
+    except Exception as exc:
+        busy = held_by_other_program(database_path(), exc) if not is_postgres() else None
+        no_room = out_of_room(exc)
+        text = busy or (f"crm-invoices: models: {no_room}" if no_room else None)
+        return ModelsOutcome(False, time.monotonic() - started, "", redact_text(f"{type(exc).__name__}: {exc}"),
+                             text)
     dbt_vars.update(extra_vars or {})
     cmd = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *command.split(),
            "--project-dir", str(MODELS_DIR), "--vars", json.dumps(dbt_vars)]
