@@ -22,7 +22,10 @@ sources read that schema through the ``raw_schemas`` var.
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .registry import SourceSpec
@@ -71,6 +74,27 @@ class Account:
     def section(self) -> str:
         return f"sources.{self.spec.name}" if self.name is None else f"sources.{self.spec.name}.{self.name}"
 
+    @contextmanager
+    def isolated(self) -> Iterator[None]:
+        """While this account's source is made and extracted: its own keys (``SourceSpec.own_keys``) that it
+        does not set are set to "" under its section, which ends dlt's fallback to the main account's (an empty
+        setting is a missing one to the sources). Shared settings still fall back."""
+        if self.name is None:
+            yield
+            return
+        own = own_settings(self.section)
+        blank = {f"{self.env_prefix}{key.upper()}": "" for key in self.spec.own_keys if key not in own}
+        saved = {key: os.environ.get(key) for key in blank}
+        os.environ.update(blank)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
     def make_source(self):
         if self.name is None:
             return self.spec.make_source()
@@ -108,6 +132,11 @@ class Account:
             args[key] = deserialize_value(key, value, hint) if hint is not None and isinstance(value, str) else value
         # the account's name is its own too: a shared `account` setting would give two accounts one key
         args.setdefault("account", self.name)
+        from .settings import data_dir
+
+        for key, template in self.spec.account_defaults:
+            if key in params:
+                args.setdefault(key, template.format(data_dir=data_dir(), account=self.name))
         return args
 
 
@@ -125,8 +154,6 @@ def _without_none(hint):
 def own_settings(section: str) -> dict:
     """Every value set exactly under ``section`` (``sources.bitrix24.spb``): secrets.toml and config.toml,
     then the environment over them (dlt's own order), without dlt's fallback to the enclosing sections."""
-    import os
-
     import dlt
 
     out: dict = {}
@@ -136,7 +163,7 @@ def own_settings(section: str) -> dict:
             out.update({k: v for k, v in found.items() if not isinstance(v, dict)})
     prefix = section.upper().replace(".", "__") + "__"
     for key, value in os.environ.items():
-        if key.startswith(prefix) and "__" not in key[len(prefix):]:
+        if key.startswith(prefix) and "__" not in key[len(prefix):] and value != "":
             out[key[len(prefix):].lower()] = value
     return out
 

@@ -25,6 +25,12 @@ class SourceSpec:
     provider: str  # the emulator class in crm_invoices.sandbox.<name>, which also holds its ground truth
     # settings that say which account of the CRM this is (its URL): a second account must set its own
     identity: tuple[str, ...] = ("base_url",)
+    # settings a further account never inherits from the main one (its URL, credentials and name): dlt's
+    # fallback to [sources.<crm>] is blocked for them (pipelines/accounts.py)
+    own_keys: tuple[str, ...] = ("base_url", "account")
+    # defaults a further account gets instead of the main one's, formatted with {data_dir} and {account}:
+    # files one account keeps between runs (Bitrix24's rotated OAuth refresh token) must not be shared
+    account_defaults: tuple[tuple[str, str], ...] = ()
     # sandbox world: invoice number prefix, distinct per CRM so that equal numbers are always planted on purpose
     number_prefix: str = ""
 
@@ -76,11 +82,16 @@ class SourceSpec:
 
 ALL_SOURCES: tuple[SourceSpec, ...] = (
     SourceSpec("salesman", "SalesMan", "salesman_source", ("invoice_rows", "invoice_details"),
-               provider="SalesmanProvider"),
+               provider="SalesmanProvider", own_keys=("base_url", "login", "api_key", "account")),
     SourceSpec("bitrix24", "Bitrix24", "bitrix24_source", ("smart_invoices", "stages", "currencies"),
-               provider="Bitrix24Provider", identity=("webhook_url", "portal_url"), number_prefix="B-"),
+               provider="Bitrix24Provider", identity=("webhook_url", "portal_url"),
+               own_keys=("webhook_url", "portal_url", "client_id", "client_secret", "refresh_token", "token_store",
+                         "account"),
+               account_defaults=(("token_store", "{data_dir}/secrets/bitrix24_oauth_{account}.json"),),
+               number_prefix="B-"),
     SourceSpec("onlyoffice", "ONLYOFFICE", "onlyoffice_source", ("invoices", "invoice_lines", "taxes", "portal"),
-               provider="OnlyofficeProvider", number_prefix="INV-"),
+               provider="OnlyofficeProvider", own_keys=("base_url", "token", "username", "password", "account"),
+               number_prefix="INV-"),
 )
 
 NAMES: tuple[str, ...] = tuple(spec.name for spec in ALL_SOURCES)

@@ -82,9 +82,10 @@ def run_source(spec: Account, full_refresh: bool = False, progress: bool = True)
         if pipeline.has_pending_data:  # a previous run extracted but did not finish loading: finish it first
             pipeline.normalize()
             pipeline.load()
-        source = spec.make_source()
-        pipeline.extract(source, refresh="drop_sources" if full_refresh else None,
-                         loader_file_format=loader_file_format())
+        with spec.isolated():  # a further account never borrows the main account's URL or credentials
+            source = spec.make_source()
+            pipeline.extract(source, refresh="drop_sources" if full_refresh else None,
+                             loader_file_format=loader_file_format())
         pipeline.normalize()
         info = pipeline.load()
         info.raise_on_failed_jobs()

@@ -7,9 +7,16 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-
 from crm_invoices.sandbox.bitrix24 import expected_invoices, expected_lines, expected_payments
-from tests.bitrix24_support import FAST_CLIENT, FAST_PORTAL, FCT_COLUMNS, LINE_COLUMNS, PAYMENT_COLUMNS, diff_rows
+
+from tests.bitrix24_support import (
+    FAST_CLIENT,
+    FAST_PORTAL,
+    FCT_COLUMNS,
+    LINE_COLUMNS,
+    PAYMENT_COLUMNS,
+    diff_rows,
+)
 from tests.conftest import assert_ok
 
 ACCOUNTS = {"SOURCES__BITRIX24__ACCOUNTS": '["spb"]'}
@@ -110,3 +117,20 @@ def test_a_bad_account_name_is_a_clear_error_before_any_crm_is_called(portals, w
     assert proc.returncode == 3
     assert "crm-invoices: Bitrix24: account name(s) 'spb-2' in SOURCES__BITRIX24__ACCOUNTS cannot be used." in proc.stderr
     assert main.count("bitrix24") == 0
+
+
+def test_an_oauth_portal_beside_a_webhook_one_never_borrows_the_main_portals_webhook(portals, workdir):
+    """The main portal by webhook (environment), the second by OAuth only (secrets.toml). dlt would fall back to
+    the main webhook for the second portal's missing webhook_url; it must use its own OAuth app, and keep its
+    rotated refresh token in a store of its own."""
+    main, spb = portals
+    oauth = {k.removeprefix("SOURCES__BITRIX24__").lower(): v for k, v in spb["bitrix24"].oauth_env(spb.base_url).items()
+             if not k.endswith("__ACCOUNT")}
+    (workdir.path / ".dlt").mkdir(exist_ok=True)
+    (workdir.path / ".dlt" / "secrets.toml").write_text(
+        "[sources.bitrix24.spb]\n" + "".join(f'{k} = "{v}"\n' for k, v in oauth.items()))
+    for _ in range(2):  # the second run refreshes with the rotated token from the account's own store
+        assert_ok(run(workdir, main))
+        assert_marts_hold_both(workdir, main, spb)
+    assert (workdir.data / "secrets" / "bitrix24_oauth_spb.json").is_file()
+    assert not (workdir.data / "secrets" / "bitrix24_oauth.json").exists()
