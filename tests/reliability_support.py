@@ -8,11 +8,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import requests
+from crm_invoices.pipelines.registry import NAMES
 
 from tests.bitrix24_support import FAST_CLIENT, FAST_PORTAL
 from tests.conftest import Workdir, assert_ok
 
-ALL = ("salesman", "bitrix24", "onlyoffice")
+ALL = NAMES
 # Facts compared column by column; invoices deleted upstream are absent from a clean load and marked deleted
 # in an incremental one, so the comparison is over live invoices (and the deleted ones are checked apart).
 FACTS = {

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from crm_invoices.pipelines.registry import NAMES
 from crm_invoices.sandbox import expected as truth
 from crm_invoices.sandbox.world import World
 
@@ -78,7 +79,7 @@ def test_installed_run_demo_from_an_empty_folder(venv, tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert code.startswith(str(venv)) and code.endswith("crm_invoices/models")
     assert _installed_files(venv) == before
-    world = World.generate(invoices={s: 12 for s in ("salesman", "bitrix24", "onlyoffice")}, anomalies=True)
+    world = World.generate(invoices=dict.fromkeys(NAMES, 12), anomalies=True)
     want = sorted((e["source_system"], e["invoice_key"], e["amount_gross"]) for e in truth.expected(world, "invoices"))
     with duckdb.connect(str(tmp_path / "data" / "crm_invoices.duckdb"), read_only=True) as con:
         got = sorted(con.execute("select source_system, invoice_key, amount_gross from marts.fct_invoices").fetchall())

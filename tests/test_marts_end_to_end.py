@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from crm_invoices.pipelines.registry import SOURCES
+from crm_invoices.pipelines.registry import NAMES, SOURCES
 from crm_invoices.sandbox import expected as truth
 from crm_invoices.sandbox.server import Sandbox
 from crm_invoices.sandbox.world import World
@@ -29,7 +29,7 @@ FCT_COLUMNS = ["invoice_key", "source_system", "account", "invoice_number", "dea
 def loaded(tmp_path_factory):
     from tests.conftest import Workdir
 
-    world = World.generate(seed=2026, invoices={s: 45 for s in ("salesman", "bitrix24", "onlyoffice")},
+    world = World.generate(seed=2026, invoices=dict.fromkeys(NAMES, 45),
                            anomalies=True)
     sandbox = Sandbox(world, salesman={"page_size": 10}).start()
     workdir = Workdir(tmp_path_factory.mktemp("marts"))

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from crm_invoices.pipelines.registry import NAMES
 from crm_invoices.sandbox.server import Sandbox
 from crm_invoices.sandbox.world import World
 
@@ -127,7 +128,7 @@ def report_args(out: Path, *extra: str) -> list[str]:
 def built(tmp_path_factory):
     """All three CRMs (one planted case of every reconciliation rule), marts at a fixed as_of, a report in
     Russian and one in English (written with the CRMs' configuration, so the links are resolved)."""
-    world = World.generate(seed=2026, invoices={s: 45 for s in ("salesman", "bitrix24", "onlyoffice")},
+    world = World.generate(seed=2026, invoices=dict.fromkeys(NAMES, 45),
                            anomalies=True)
     sandbox = Sandbox(world, salesman={"page_size": 10}).start()
     workdir = Workdir(tmp_path_factory.mktemp("report"))

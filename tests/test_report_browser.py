@@ -11,6 +11,7 @@ import re
 import threading
 
 import pytest
+from crm_invoices.pipelines.registry import NAMES
 from crm_invoices.pipelines.report.browser import open_dom, png_stats, screenshot
 from crm_invoices.sandbox.server import Sandbox
 from crm_invoices.sandbox.world import World
@@ -45,7 +46,7 @@ def loopback_server():
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    world = World.generate(seed=2026, invoices={s: 40 for s in ("salesman", "bitrix24", "onlyoffice")},
+    world = World.generate(seed=2026, invoices=dict.fromkeys(NAMES, 40),
                            anomalies=True)
     sandbox = Sandbox(world).start()
     workdir = Workdir(tmp_path_factory.mktemp("browser"))
