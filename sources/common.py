@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from dlt.common.configuration import resolve_configuration
+from dlt.common.configuration.exceptions import ConfigFieldMissingException
+from dlt.common.configuration.specs import CredentialsConfiguration
+from dlt.common.typing import is_optional_type
 from dlt.sources.helpers import requests as dlt_requests
 
 # ---- column hints ------------------------------------------------------------------------------------------
@@ -180,3 +184,51 @@ def deletion_marks(key: str, previously: set[int], deleted: set[int], seen: set[
     marks = [{key: i, "is_deleted": True, "deleted_at": at} for i in sorted(vanished - deleted)]
     marks += [{key: i, "is_deleted": False, "deleted_at": None} for i in sorted(deleted & live)]
     return marks, vanished
+
+
+# ---- credentials -------------------------------------------------------------------------------------------
+def resolve_credentials(source: str, kinds: Sequence[type[CredentialsConfiguration]], explicit: dict,
+                        cause: str, fix: str) -> list[CredentialsConfiguration]:
+    """Each kind of credentials (a ``@configspec``) resolved by dlt: the values passed in first, then every
+    provider (environment, ``.dlt/secrets.toml``, ``.dlt/config.toml``) in the current config section, i.e.
+    ``SOURCES__<CRM>__<FIELD>`` inside a source. Returns the kinds that are complete, in the given order (a
+    required field set to an empty string counts as not set). None complete: a :class:`SourceError` of
+    ``cause`` and ``fix``, the fix followed by every place dlt looked for each missing setting."""
+    found: list[CredentialsConfiguration] = []
+    looked: dict[str, list] = {}
+    for kind in kinds:
+        fields = kind.get_resolvable_fields()
+        given = {name: value for name, value in explicit.items() if name in fields and value not in (None, "")}
+        try:
+            resolved = resolve_configuration(kind(), explicit_value=given or None)
+        except ConfigFieldMissingException as exc:
+            for name, traces in exc.traces.items():
+                looked.setdefault(name, traces)
+            continue
+        empty = [name for name, hint in fields.items() if not is_optional_type(hint) and getattr(resolved, name) == ""]
+        if not empty:
+            found.append(resolved)
+        for name in empty:
+            looked.setdefault(name, [])  # set, but to an empty string
+    if not found:
+        raise SourceError(source, cause, f"{fix.rstrip('.')}. {_looked_up(looked)}".rstrip())
+    return found
+
+
+def _looked_up(looked: dict[str, list]) -> str:
+    """``dlt looked for webhook_url in Environment Variables: SOURCES__BITRIX24__WEBHOOK_URL, ...; secrets.toml:
+    sources.bitrix24.webhook_url, ...`` (key names only, never a value)."""
+    parts = []
+    for name, traces in looked.items():
+        if not traces:
+            parts.append(f"{name} is set to an empty value.")
+            continue
+        by_provider: dict[str, list[str]] = {}
+        for trace in traces:
+            provider, where = getattr(trace, "provider", "?"), getattr(trace, "key", name)  # the full key
+            by_provider.setdefault(provider, [])
+            if where not in by_provider[provider]:
+                by_provider[provider].append(where)
+        places = "; ".join(f"{provider}: {', '.join(keys)}" for provider, keys in by_provider.items())
+        parts.append(f"dlt looked for {name} in {places}.")
+    return " ".join(parts)

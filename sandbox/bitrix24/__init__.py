@@ -11,7 +11,7 @@ refresh tokens that rotate on every use.
 
 Modules: ``options`` (the portal's settings), ``limiter`` (its leaky bucket), ``wire`` (errors, PHP params,
 batch references), ``oauth`` (webhooks, OAuth tokens), ``batch`` (the batch engine), ``query`` (filters,
-order, select), ``provider`` (the methods), ``truth`` (what the marts must hold).
+order, select), ``methods`` (the REST methods), ``provider`` (the HTTP door and test helpers), ``truth`` (what the marts must hold).
 """
 
 from .options import Bitrix24Portal

@@ -24,10 +24,12 @@ import dlt
 import pendulum
 from dlt.sources import DltResource
 
-from ..common import MONEY, PERCENT, QUANTITY, RATE, SourceError, make_session
+from ..common import MONEY, PERCENT, QUANTITY, RATE, SourceError, make_session, resolve_credentials
 from . import records as rec
-from .auth import OAuthAuth, TokenStore, WebhookAuth
-from .client import Bitrix24Client, Command, MethodUnavailable, page_rows
+from .auth import Bitrix24OAuth, TokenStore, WebhookAuth
+from .client import Bitrix24Client, MethodUnavailable
+from .commands import Command, page_rows
+from .credentials import DEFAULT_TOKEN_URL, KINDS, Bitrix24WebhookCredentials
 from .helpers import GONE, Run, deletions
 from .settings import (
     ENV,
@@ -35,8 +37,6 @@ from .settings import (
     SMART_INVOICE,
     SOURCE_NAME,
 )
-
-DEFAULT_TOKEN_URL = "https://oauth.bitrix24.tech/oauth/token/"
 
 INVOICE_COMMON = {
     "id": {"data_type": "bigint", "nullable": False},
@@ -64,7 +64,7 @@ ROW_COLUMNS = {"id": {"data_type": "bigint", "nullable": False}, "invoice_id": {
 PAYMENT_COLUMNS = {"id": {"data_type": "bigint", "nullable": False}, "invoice_id": {"data_type": "bigint"},
                    "amount": dict(MONEY), "paid_at": {"data_type": "timestamp"}, "paid_date": {"data_type": "date"},
                    "account_number": {"data_type": "text"}}
-DELETION_COLUMNS = {"kind": {"data_type": "text", "nullable": False}, "id": {"data_type": "bigint", "nullable": False},
+DELETION_COLUMNS = {"account": {"data_type": "text"}, "kind": {"data_type": "text", "nullable": False}, "id": {"data_type": "bigint", "nullable": False},
                     "is_deleted": {"data_type": "bool"}, "detected_at": {"data_type": "timestamp"}}
 
 
@@ -93,22 +93,20 @@ def _default_token_store() -> Path:
     return Path(os.environ.get("CRM_INVOICES_DATA_DIR", "data")).resolve() / "secrets" / "bitrix24_oauth.json"
 
 
-def _make_auth(webhook_url, portal_url, client_id, client_secret, refresh_token, oauth_token_url, token_store,
-               timeout, max_attempts, backoff_factor):
-    if webhook_url:
-        return WebhookAuth(webhook_url)
-    missing = [name for name, value in (("PORTAL_URL", portal_url), ("CLIENT_ID", client_id),
-                                        ("CLIENT_SECRET", client_secret), ("REFRESH_TOKEN", refresh_token))
-               if not value]
-    if missing:
-        raise SourceError(SOURCE_NAME, "no credentials configured (neither an inbound webhook nor a complete "
-                          f"OAuth app: missing {', '.join(ENV + m for m in missing)}).",
-                          f"set {ENV}WEBHOOK_URL=https://PORTAL/rest/USER_ID/SECRET/, or {ENV}PORTAL_URL, "
-                          f"{ENV}CLIENT_ID, {ENV}CLIENT_SECRET and {ENV}REFRESH_TOKEN.")
+def _make_auth(explicit: dict, token_store, timeout, max_attempts, backoff_factor):
+    """The webhook when one is configured, else the OAuth app: both resolved by dlt (the arguments first)."""
+    found = resolve_credentials(
+        SOURCE_NAME, KINDS, explicit,
+        "no credentials configured (neither an inbound webhook nor a complete OAuth app).",
+        f"set {ENV}WEBHOOK_URL=https://PORTAL/rest/USER_ID/SECRET/, or {ENV}PORTAL_URL, {ENV}CLIENT_ID, "
+        f"{ENV}CLIENT_SECRET and {ENV}REFRESH_TOKEN.")
+    credentials = found[0]
+    if isinstance(credentials, Bitrix24WebhookCredentials):
+        return WebhookAuth(credentials.webhook_url)
     session = make_session(timeout=timeout, max_attempts=max_attempts, backoff_factor=backoff_factor)
     store = TokenStore(Path(token_store) if token_store else _default_token_store())
-    return OAuthAuth(portal_url, client_id, client_secret, refresh_token, oauth_token_url or DEFAULT_TOKEN_URL,
-                     store, session)
+    return Bitrix24OAuth(credentials.portal_url, credentials.client_id, credentials.client_secret,
+                         credentials.refresh_token, credentials.oauth_token_url or DEFAULT_TOKEN_URL, store, session)
 
 
 @dlt.source(name="bitrix24", max_table_nesting=0)
@@ -141,7 +139,8 @@ def bitrix24_source(
         overlap_seconds: how far before the last seen modification time each incremental read starts.
         batch_chain: pages chained in one batch request (at most 50).
     """
-    auth = _make_auth(webhook_url, portal_url, client_id, client_secret, refresh_token, oauth_token_url,
+    auth = _make_auth(dict(webhook_url=webhook_url, portal_url=portal_url, client_id=client_id,
+                           client_secret=client_secret, refresh_token=refresh_token, oauth_token_url=oauth_token_url),
                       token_store, request_timeout, request_max_attempts, request_backoff_factor)
     client = Bitrix24Client(auth, requests_per_second=requests_per_second, burst=burst, timeout=request_timeout,
                             max_attempts=request_max_attempts, backoff_factor=request_backoff_factor,
@@ -265,7 +264,7 @@ def bitrix24_source(
         open_ids = (set(state.get("open_ids", [])) - set(changed)) | {
             i for i, r in changed.items() if r["stage_id"] not in closed}
         state["open_ids"] = sorted(open_ids & live)
-        marks = deletions(state, "smart", set(changed), live, run_at)
+        marks = deletions(state, "smart", set(changed), live, run_at, context["account"])
         if marks:
             yield _to("invoice_deletions", marks)
 
@@ -301,7 +300,7 @@ def bitrix24_source(
             yield _to("legacy_invoice_product_rows", rows)
         finish(state, changed)
         state.pop("open_ids", None)  # kept by earlier versions, which re-read open legacy invoices
-        marks = deletions(state, "legacy", set(changed), live, run_at)
+        marks = deletions(state, "legacy", set(changed), live, run_at, context["account"])
         if marks:
             yield _to("invoice_deletions", marks)
 

@@ -1,5 +1,6 @@
-"""Two ways to call a portal: an inbound webhook (the secret sits in the URL path) or an OAuth app
-(``auth=<access token>``, refreshed on ``expired_token`` with a refresh token that rotates on every use)."""
+"""Two ways to call a portal: an inbound webhook (the secret sits in the URL path: no request auth) or an OAuth
+app (:class:`Bitrix24OAuth`, a dlt ``AuthConfigBase`` that puts ``auth=<access token>`` into each request body
+and refreshes it on ``expired_token`` with a refresh token that rotates on every use)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests as _requests
+from dlt.sources.helpers.rest_client.auth import AuthConfigBase
 
 from ..common import SourceError, loads_exact, redact, redact_webhooks
 from .settings import ENV, SOURCE_NAME
@@ -19,7 +21,10 @@ WEBHOOK_SHAPE = re.compile(r"^https?://[^/]+/rest/\d+/[^/]+/?$")
 
 
 class WebhookAuth:
+    """An inbound webhook: the URL is the credential, so RESTClient gets no auth (``request_auth`` is None)."""
+
     mode = "webhook"
+    request_auth = None
 
     def __init__(self, webhook_url: str):
         url = webhook_url.strip()
@@ -28,15 +33,12 @@ class WebhookAuth:
                               "https://PORTAL/rest/USER_ID/SECRET/.",
                               f"set {ENV}WEBHOOK_URL to the inbound webhook URL shown in Bitrix24 "
                               "(Разработчикам → Входящий вебхук), without a method name.")
-        self.base = url.rstrip("/") + "/"
+        self.base_url = url.rstrip("/") + "/"
         self.secrets = [url.rstrip("/").rsplit("/", 1)[-1]]
         self.host = urlsplit(url).hostname or "portal"
 
     def url_for(self, method: str) -> str:
-        return self.base + method
-
-    def sign(self, params: dict) -> dict:
-        return params
+        return self.base_url + method
 
     def describe(self, method: str) -> str:
         return redact_webhooks(self.url_for(method))
@@ -80,12 +82,17 @@ def _fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:16]
 
 
-class OAuthAuth:
+class Bitrix24OAuth(AuthConfigBase):
+    """An OAuth app's access to one portal, as a ``requests`` auth for dlt's RESTClient: each request body (JSON)
+    gets ``auth=<access token>``, the first one after a refresh; the rotated refresh token lives in the
+    :class:`TokenStore`. The token goes into the body, not the URL: dlt logs URLs."""
+
     mode = "oauth"
 
     def __init__(self, portal_url: str, client_id: str, client_secret: str, refresh_token: str, token_url: str,
                  store: TokenStore, session):
         self.portal = portal_url.rstrip("/")
+        self.base_url = f"{self.portal}/rest/"
         self.client_id, self.client_secret = client_id, client_secret
         self.token_url = token_url
         self.store = store
@@ -110,10 +117,19 @@ class OAuthAuth:
     def describe(self, method: str) -> str:
         return self.url_for(method)
 
-    def sign(self, params: dict) -> dict:
+    @property
+    def request_auth(self) -> Bitrix24OAuth:
+        return self
+
+    def __call__(self, request):
+        """Sign a prepared request (again, after a refresh: the ``auth`` of its body is replaced)."""
         if self.access_token is None:
             self.refresh()
-        return {**params, "auth": self.access_token}
+        body = json.loads(request.body or b"{}")
+        body["auth"] = self.access_token
+        request.body = json.dumps(body).encode()
+        request.headers["Content-Length"] = str(len(request.body))
+        return request
 
     def fix_for_rejection(self) -> str:
         return (f"check {ENV}CLIENT_ID / {ENV}CLIENT_SECRET and {ENV}REFRESH_TOKEN (reinstall the app to get a "

@@ -1,20 +1,19 @@
-"""Bitrix24 REST plumbing: the client-side leaky bucket, calls with Bitrix24's error semantics, ``batch``,
-and the two list strategies (id windows chained inside a batch; per-invoice calls packed 50 to a batch)."""
+"""Bitrix24 REST calls on dlt's RESTClient: Bitrix24's error semantics, its limits waited out, ``batch``, and
+the list strategies (id windows chained inside a batch; per-invoice calls packed 50 to a batch; ``start`` /
+``next`` paging of a single method)."""
 
 from __future__ import annotations
 
-import json
-import re
-import threading
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
-from urllib.parse import quote
+from urllib.parse import urlsplit
 
 import requests as _requests
-from requests.adapters import HTTPAdapter
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.paginators import BasePaginator
 
 from ..common import (
     MalformedBody,
@@ -25,15 +24,30 @@ from ..common import (
     redact_webhooks,
     response_json,
 )
+from .commands import BatchResult, Command, IdExport, as_map, describe_error, error_code, page_rows, php_query
+from .limits import LeakyBucket, ThrottledAdapter
 from .settings import (
     AUTH_ERRORS,
     ENV,
     MAX_BATCH,
     OPERATION_LIMIT_ERRORS,
-    PAGE_SIZE,
     RATE_LIMIT_ERRORS,
     SOURCE_NAME,
 )
+
+__all__ = ["Bitrix24Client", "LeakyBucket", "MethodUnavailable", "StartNextPaginator", "php_query"]
+
+
+class _RedactWebhooks(logging.Filter):
+    """dlt logs every request's URL (at INFO); a webhook's URL holds its secret."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_webhooks(record.msg)
+        return True
+
+
+logging.getLogger("dlt").addFilter(_RedactWebhooks())
 
 
 class MethodUnavailable(SourceError):
@@ -41,111 +55,71 @@ class MethodUnavailable(SourceError):
     invoices off). Callers reading optional families catch it; anywhere else it is a plain SourceError."""
 
 
-class LeakyBucket:
-    """The portal's own model (each request adds 1, the level drains at ``rate`` per second, above ``burst``
-    the portal answers 503), kept on the client so a normal run never reaches the server's limit."""
-
-    def __init__(self, rate: float, burst: int):
-        # Headroom of ~5 % (at least one request): the portal measures at arrival, we at departure, and
-        # network jitter can bunch requests closer together than we sent them.
-        self.rate, self.burst = rate, max(1.0, burst - max(1.0, burst * 0.05))
-        self.level, self.stamp = 0.0, time.monotonic()
-        self.waited = 0.0
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self.level = max(0.0, self.level - (now - self.stamp) * self.rate)
-            self.stamp = now
-            wait = (self.level + 1 - self.burst) / self.rate if self.level + 1 > self.burst else 0.0
-            self.level += 1
-        if wait > 0:
-            self.waited += wait
-            time.sleep(wait)
-
-    def fill(self) -> None:
-        """The server says its bucket is full (another app shares it): wait as if ours were."""
-        with self._lock:
-            self.level, self.stamp = self.burst, time.monotonic()
+def method_of(url: str) -> str:
+    """``crm.item.list`` of ``https://portal/rest/1/SECRET/crm.item.list``: the last segment of the path."""
+    return urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
 
 
-class _ThrottledAdapter(HTTPAdapter):
-    """Every HTTP attempt, retries by dlt's client included, passes the bucket."""
+class StartNextPaginator(BasePaginator):
+    """Offset paging of one method: the answer's ``next`` is the ``start`` of the following page (params in the
+    JSON body); an answer without ``next`` is the last page. Batch commands page themselves (``result_next``)."""
 
-    def __init__(self, bucket: LeakyBucket, **kwargs):
-        super().__init__(**kwargs)
-        self.bucket = bucket
+    def __init__(self, start: int = 0):
+        super().__init__()
+        self.start: int | None = start
 
-    def send(self, request, *args, **kwargs):
-        self.bucket.acquire()
-        response = super().send(request, *args, **kwargs)
-        if response.status_code == 503:
-            self.bucket.fill()
-        return response
+    def init_request(self, request) -> None:
+        request.json = {**(request.json or {}), "start": self.start}
 
+    def update_state(self, response, data=None) -> None:
+        body = response_json(response)
+        nxt = body.get("next") if isinstance(body, dict) else None
+        self.start = int(nxt) if nxt else None
+        self._has_next_page = self.start is not None  # BasePaginator's documented contract for subclasses
 
-@dataclass
-class BatchResult:
-    result: dict = field(default_factory=dict)
-    next: dict = field(default_factory=dict)
-    unavailable: set[str] = field(default_factory=set)  # keys of optional methods the portal does not offer
-    errors: dict[str, object] = field(default_factory=dict)  # tolerated keys' errors, as the portal sent them
-    total: dict = field(default_factory=dict)  # result_total: rows behind paged commands (start >= 0)
+    def update_request(self, request) -> None:
+        request.json = {**(request.json or {}), "start": self.start}
 
 
-REF = re.compile(r"(\$result\[[^\]]+\](?:\[[^\]]*\])*)")
+class PortalSession(_requests.Session):
+    """The session RESTClient sends through. Each request goes out on dlt's retrying session (transport errors,
+    5xx and malformed 200s retried there), every attempt behind the leaky bucket; the portal's own limits are
+    waited out here and an expired access token refreshed, with the *same* request sent again, which neither
+    response hooks nor paginators can do."""
+
+    def __init__(self, client: Bitrix24Client, retrying: _requests.Session):
+        super().__init__()
+        self.client, self.retrying = client, retrying
+
+    def send(self, request, **kwargs):  # type: ignore[override]
+        return self.client.send_within_limits(self.retrying, request, **kwargs)
 
 
-def php_query(params: dict, prefix: str = "") -> list[str]:
-    """``{"filter": {">id": 5}}`` as ``filter[>id]=5``: how a batch command carries nested params. Batch
-    references (``$result[...]``) stay unencoded: the portal substitutes them in the raw command string."""
-    out: list[str] = []
-    items = params.items() if isinstance(params, dict) else enumerate(params)
-    for key, value in items:
-        name = f"{prefix}[{key}]" if prefix else str(key)
-        if isinstance(value, (dict, list, tuple)):
-            out += php_query(value if not isinstance(value, tuple) else list(value), name)
-        else:
-            text = "" if value is None else str(value)
-            # the portal substitutes references in the raw command string, before decoding it
-            encoded = "".join(part if n % 2 else quote(part, safe="") for n, part in enumerate(REF.split(text)))
-            out.append(f"{quote(name, safe='[]')}={encoded}")
-    return out
+class Bitrix24Client(RESTClient):
+    """dlt's RESTClient with Bitrix24's rules: exact decimals, error envelopes turned into SourceErrors that say
+    what to change, 503/429 limits waited out without using up the attempts meant for failures."""
 
-
-def _describe(err: object) -> str:
-    return str(err.get("error_description", "")) if isinstance(err, dict) else ""
-
-
-def error_code(err: object) -> object:
-    return err.get("error") if isinstance(err, dict) else err
-
-
-def _as_map(value: object) -> dict:
-    """Empty maps arrive as ``[]`` (PHP's json_encode)."""
-    return value if isinstance(value, dict) else {}
-
-
-class Bitrix24Client:
-    def __init__(self, auth, *, requests_per_second: float, burst: int, timeout: float, max_attempts: int,
+    def __init__(self, access, *, requests_per_second: float, burst: int, timeout: float, max_attempts: int,
                  backoff_factor: float, rate_limit_retries: int = 30, max_operation_wait: float = 660):
-        self.auth = auth
+        self.access = access  # WebhookAuth or Bitrix24OAuth: where to send, what to redact, what to fix
         self.bucket = LeakyBucket(requests_per_second, burst)
         # 503 (rate limit) and 429 (operation limit) are left to this client, not dlt's retry: both need their
         # own waits (the bucket's drain, the method's reset time) and must not use up the attempts meant for
         # real server failures. A PHP error page or a cut-off body with HTTP 200 is retried like a 5xx.
-        http = make_session(
+        retrying = make_session(
             timeout=timeout, max_attempts=max_attempts, backoff_factor=backoff_factor,
             status_codes=(500, 502, 504),
             retry_condition=lambda resp, exc: resp is not None and resp.status_code == 200 and is_malformed(resp))
-        # dlt's Client wraps its session's send() with the retry; mounting the throttled adapter on that
-        # session (public requests API) puts every attempt, retries included, through the bucket. The session
-        # is kept: dlt's Client hands each thread a new one, which would not carry the mount.
-        self.session = http.session
-        throttled = _ThrottledAdapter(self.bucket, pool_maxsize=4)
-        self.session.mount("http://", throttled)
-        self.session.mount("https://", throttled)
+        # dlt's Client wraps its session's send() with the retry; mounting the throttled adapter on that session
+        # (the public requests API) puts every attempt, retries included, through the bucket. The session is
+        # kept: dlt's Client hands each thread a new one, which would not carry the mount.
+        session = retrying.session
+        throttled = ThrottledAdapter(self.bucket, pool_maxsize=4)
+        session.mount("http://", throttled)
+        session.mount("https://", throttled)
+        super().__init__(base_url=access.base_url, auth=access.request_auth,
+                         headers={"Accept": "application/json", "User-Agent": "crm-invoices"},
+                         session=PortalSession(self, session))
         self.rate_limit_retries, self.max_operation_wait = rate_limit_retries, max_operation_wait
         self.timeout, self.max_attempts = timeout, max(1, max_attempts)
         self.requests_made = 0
@@ -155,86 +129,76 @@ class Bitrix24Client:
 
     # ---- one call --------------------------------------------------------------------------------------
     def fail(self, cause: str, fix: str) -> SourceError:
-        return SourceError(SOURCE_NAME, redact(redact_webhooks(cause), self.auth.secrets), fix)
+        return SourceError(SOURCE_NAME, redact(redact_webhooks(cause), self.access.secrets), fix)
 
     def call(self, method: str, params: dict | None = None) -> dict:
-        params = params or {}
+        return self.checked(method, self.post(method, json=params or {}))
+
+    def pages(self, method: str, params: dict, start: int = 0) -> Iterator[list]:
+        """Every page of one method paged by ``start`` / ``next`` (``result`` of each answer)."""
+        for page in self.paginate(method, method="POST", json=params, paginator=StartNextPaginator(start),
+                                  hooks={"response": []}):
+            yield list(page)
+
+    def extract_response(self, response, data_selector):
+        body = self.checked(method_of(response.request.url), response)
+        result = body.get("result")
+        return result if isinstance(result, list) else []
+
+    def send_within_limits(self, retrying: _requests.Session, request, **kwargs):
+        """One request through dlt's retrying session, sent again while the portal's limits say "wait"
+        (503 QUERY_LIMIT_EXCEEDED, 429 OPERATION_TIME_LIMIT) and once after a refreshed access token."""
+        method = method_of(request.url)
         rate_limited = refreshed = 0
         while True:
             failure = None
+            self.requests_made += 1
             try:
-                signed = self.auth.sign(params)
-                self.requests_made += 1
-                resp = self.session.post(self.auth.url_for(method), data=json.dumps(signed),
-                                      headers={"Content-Type": "application/json", "Accept": "application/json",
-                                               "User-Agent": "crm-invoices"})
+                resp = retrying.send(request, **kwargs)
             except _requests.RequestException as exc:
                 # built outside the except block: the exception (its message holds the URL) must not ride
                 # along as __context__ into dlt's trace
                 failure = self._transport_failure(method, exc)
             if failure is not None:
                 raise self.fail(*failure)
-            if resp.status_code == 503:  # QUERY_LIMIT_EXCEEDED, or a proxy's page for an overloaded portal
-                body = {"error": "QUERY_LIMIT_EXCEEDED"}
-            else:
-                body = self._parse(method, resp)
+            body = self._body(resp)
             if isinstance(body, dict) and isinstance(body.get("time"), dict):
                 reset = body["time"].get("operating_reset_at")
                 if reset:
                     # a unix time in seconds (Decimal from the exact parser): seconds, not money
                     self.operating_reset_at = int(Decimal(str(reset)))
-            if resp.status_code == 200 and isinstance(body, dict) and "error" not in body:
-                return body
             code = body.get("error") if isinstance(body, dict) else None
-            text = str(body.get("error_description", "")) if isinstance(body, dict) else ""
             if code in RATE_LIMIT_ERRORS or resp.status_code == 503:
                 self.rate_limited += 1
                 rate_limited += 1
                 if rate_limited <= self.rate_limit_retries:
                     continue  # the adapter filled the bucket: the next attempt waits for it to drain
                 raise self.fail(f"{method}: the portal kept answering 503 {code or ''} (too many requests) "
-                                 f"after {self.rate_limit_retries} waits.",
-                                 f"another application shares this portal's request limit; run later or lower "
-                                 f"{ENV}REQUESTS_PER_SECOND.")
-            if code == "expired_token" and not refreshed:
+                                f"after {self.rate_limit_retries} waits.",
+                                f"another application shares this portal's request limit; run later or lower "
+                                f"{ENV}REQUESTS_PER_SECOND.")
+            if code == "expired_token" and not refreshed and self.access.refresh():
                 refreshed = 1
-                self.auth.refresh()
+                self.access(request)  # the same request, signed with the new token
                 continue
             if code in OPERATION_LIMIT_ERRORS or resp.status_code == 429:
                 self._wait_operation_limit(method)
                 continue
-            if code == "ERROR_METHOD_NOT_FOUND":
-                raise MethodUnavailable(SOURCE_NAME, f"the portal does not offer {method} ({text}).",
-                                        "check the portal's plan and modules; report it if the method should exist.")
-            if code in AUTH_ERRORS or code == "expired_token" or resp.status_code in (401, 403):
-                raise self.fail(f"the portal rejected the credentials ({code}: {text}).",
-                                 self.auth.fix_for_rejection())
-            raise self.fail(f"{method} failed with HTTP {resp.status_code} {code!r}: {text}.",
-                             "check the request; if it persists this is a bug, please report it. Nothing from "
-                             "this run was loaded.")
+            return resp
 
-    def _transport_failure(self, method: str, exc: Exception) -> tuple[str, str]:
-        """What a user reads when every attempt failed below HTTP: no answer in time, a body cut off by a
-        reset connection, or no connection at all."""
-        kind, timeout = type(exc).__name__, self.timeout
-        after = f"after {self.max_attempts} attempts"
-        if isinstance(exc, _requests.Timeout):
-            return (f"{method}: the portal at {self.auth.describe(method)} did not answer within {timeout:g} s "
-                    f"{after} ({kind}).",
-                    f"retry later; if the portal is just slow, raise {ENV}REQUEST_TIMEOUT. Nothing from this run "
-                    "was loaded and the next run starts from the same state.")
-        if isinstance(exc, _requests.exceptions.ChunkedEncodingError):
-            return (f"{method}: the portal at {self.auth.describe(method)} broke off its answers mid-body "
-                    f"{after} ({kind}).",
-                    "retry later (a proxy or the network resets connections). Nothing from this run was loaded "
-                    "and the next run starts from the same state.")
-        return (f"cannot reach the portal at {self.auth.describe(method)} ({kind}).",
-                f"check {ENV}WEBHOOK_URL (or {ENV}PORTAL_URL) and that the portal is up; nothing "
-                "from this run was loaded and the next run starts from the same state.")
-
-    def _parse(self, method: str, resp) -> object:
+    @staticmethod
+    def _body(resp) -> object:
+        if resp.status_code == 503:  # QUERY_LIMIT_EXCEEDED, or a proxy's page for an overloaded portal
+            return {"error": "QUERY_LIMIT_EXCEEDED"}
         try:
             return response_json(resp)
+        except MalformedBody:
+            return None
+
+    def checked(self, method: str, resp) -> dict:
+        """The body of a successful answer, or the SourceError that says what to do."""
+        try:
+            body = response_json(resp)
         except MalformedBody as exc:
             if resp.status_code >= 500:
                 raise self.fail(f"{method} answered HTTP {resp.status_code} after retries.",
@@ -242,6 +206,38 @@ class Bitrix24Client:
             raise self.fail(f"{method} returned a malformed page (HTTP {resp.status_code}, {exc}).",
                             "a proxy or the portal returned an error page; retry later. Nothing from this run "
                             "was loaded.") from None
+        if resp.status_code == 200 and isinstance(body, dict) and "error" not in body:
+            return body
+        code = body.get("error") if isinstance(body, dict) else None
+        text = str(body.get("error_description", "")) if isinstance(body, dict) else ""
+        if code == "ERROR_METHOD_NOT_FOUND":
+            raise MethodUnavailable(SOURCE_NAME, f"the portal does not offer {method} ({text}).",
+                                    "check the portal's plan and modules; report it if the method should exist.")
+        if code in AUTH_ERRORS or code == "expired_token" or resp.status_code in (401, 403):
+            raise self.fail(f"the portal rejected the credentials ({code}: {text}).",
+                            self.access.fix_for_rejection())
+        raise self.fail(f"{method} failed with HTTP {resp.status_code} {code!r}: {text}.",
+                        "check the request; if it persists this is a bug, please report it. Nothing from "
+                        "this run was loaded.")
+
+    def _transport_failure(self, method: str, exc: Exception) -> tuple[str, str]:
+        """What a user reads when every attempt failed below HTTP: no answer in time, a body cut off by a
+        reset connection, or no connection at all."""
+        kind, timeout = type(exc).__name__, self.timeout
+        after = f"after {self.max_attempts} attempts"
+        if isinstance(exc, _requests.Timeout):
+            return (f"{method}: the portal at {self.access.describe(method)} did not answer within {timeout:g} s "
+                    f"{after} ({kind}).",
+                    f"retry later; if the portal is just slow, raise {ENV}REQUEST_TIMEOUT. Nothing from this run "
+                    "was loaded and the next run starts from the same state.")
+        if isinstance(exc, _requests.exceptions.ChunkedEncodingError):
+            return (f"{method}: the portal at {self.access.describe(method)} broke off its answers mid-body "
+                    f"{after} ({kind}).",
+                    "retry later (a proxy or the network resets connections). Nothing from this run was loaded "
+                    "and the next run starts from the same state.")
+        return (f"cannot reach the portal at {self.access.describe(method)} ({kind}).",
+                f"check {ENV}WEBHOOK_URL (or {ENV}PORTAL_URL) and that the portal is up; nothing "
+                "from this run was loaded and the next run starts from the same state.")
 
     def _wait_operation_limit(self, method: str) -> None:
         """429 OPERATION_TIME_LIMIT blocks one method until the oldest of its ten one-minute buckets drops
@@ -275,9 +271,9 @@ class Bitrix24Client:
                 # errors as a list cannot be matched to their commands: the whole batch is unusable
                 raise self.fail(f"batch returned errors that name no command: {str(errors)[:200]}.",
                                  "retry later; if it persists, report it.")
-            errors = _as_map(errors)
+            errors = as_map(errors)
             codes = {k: error_code(e) for k, e in errors.items()}
-            if "expired_token" in codes.values() and not refreshed and self.auth.refresh():
+            if "expired_token" in codes.values() and not refreshed and self.access.refresh():
                 # the access token expired while the portal worked through the batch: the commands after
                 # that point failed, the ones before it read data; all are reads, so the whole batch goes again
                 refreshed = True
@@ -300,17 +296,17 @@ class Bitrix24Client:
                 method = commands.get(key, ("?",))[0]
                 if codes[key] == "ERROR_METHOD_NOT_FOUND" and len(errors) == len(commands):
                     raise MethodUnavailable(SOURCE_NAME, f"the portal does not offer {method} "
-                                            f"({_describe(err)}).", "check the portal's plan and modules.")
+                                            f"({describe_error(err)}).", "check the portal's plan and modules.")
                 raise self.command_failure(key, method, err, len(errors), len(commands))
-            return BatchResult(_as_map(inner.get("result")), _as_map(inner.get("result_next")), unavailable,
-                               judged, _as_map(inner.get("result_total")))
+            return BatchResult(as_map(inner.get("result")), as_map(inner.get("result_next")), unavailable,
+                               judged, as_map(inner.get("result_total")))
         raise self.fail("batch commands kept hitting the portal's limits.", "run later.")
 
     def command_failure(self, key: str, method: str, err: object, failed: int = 1, total: int = 1) -> SourceError:
-        code, text = error_code(err), _describe(err)
+        code, text = error_code(err), describe_error(err)
         if code in AUTH_ERRORS or code == "expired_token":
             return self.fail(f"the portal refused {method} inside a batch ({code}: {text}).",
-                             self.auth.fix_for_rejection())
+                             self.access.fix_for_rejection())
         return self.fail(f"batch command {key} ({method}) failed with {code!r}: {text} "
                          f"({failed} of {total} commands failed).",
                          "check the webhook's/app's scopes (crm) and the portal's settings; nothing from "
@@ -364,62 +360,3 @@ class Bitrix24Client:
                 pending.append(Command(method, {**command.tag, "start": nxt}, command.tag))
 
 
-@dataclass
-class Command:
-    """One command of a batch; ``tag`` is the caller's (the invoice id, the params to page on)."""
-
-    method: str
-    params: dict
-    tag: object = None
-
-
-def page_rows(command: Command, page: object, wrapper: str, fail) -> list[dict]:
-    rows = page.get(wrapper) if isinstance(page, dict) else None
-    if not isinstance(rows, list):
-        raise fail(f"{command.method} page has no result.{wrapper} list.", "retry later.")
-    return rows
-
-
-class IdExport:
-    """One list read by id windows (see :meth:`Bitrix24Client.list_by_id`), in pieces that can share a batch
-    with other commands: :meth:`commands` gives the next ``size`` chained pages under a key prefix,
-    :meth:`take` checks and returns what they read and remembers where the list goes on."""
-
-    def __init__(self, method: str, params: dict, id_field: str, wrapper: str | None, last_id: int = 0):
-        self.method, self.params, self.id_field, self.wrapper = method, params, id_field, wrapper
-        self.last_id, self.done = last_id, False
-        self.base_filter = dict(params.get("filter") or {})
-
-    def commands(self, prefix: str, size: int) -> dict[str, tuple[str, dict]]:
-        path = f"[{self.wrapper}]" if self.wrapper else ""
-        cmds = {}
-        for i in range(size):
-            bound = self.last_id if i == 0 else f"$result[{prefix}{i - 1}]{path}[{PAGE_SIZE - 1}][{self.id_field}]"
-            cmds[f"{prefix}{i}"] = (self.method, {**self.params, "order": {self.id_field: "ASC"},
-                                                  "filter": {**self.base_filter, f">{self.id_field}": bound},
-                                                  "start": -1})
-        return cmds
-
-    def take(self, res: BatchResult, prefix: str, size: int, fail) -> list[list[dict]]:
-        pages = []
-        for i in range(size):
-            page = res.result.get(f"{prefix}{i}")
-            rows = page.get(self.wrapper) if self.wrapper and isinstance(page, dict) else page
-            if not isinstance(rows, list):
-                raise fail(f"{self.method} page has no {'result.' + self.wrapper if self.wrapper else 'result'} "
-                           f"list (got {type(page).__name__}).",
-                           "check that the URL points at a Bitrix24 portal's REST API.")
-            if len(rows) > PAGE_SIZE:
-                raise fail(f"{self.method} returned {len(rows)} rows on one page; pages hold {PAGE_SIZE}.",
-                           "report it: the id export relies on the page size.")
-            ids = [int(r[self.id_field]) for r in rows]
-            if ids and (ids[0] <= self.last_id or ids != sorted(set(ids))):
-                raise fail(f"{self.method} returned ids out of order (after id {self.last_id}).",
-                           "report it: the id export relies on order by id ascending.")
-            if rows:
-                pages.append(rows)
-            if len(rows) < PAGE_SIZE:
-                self.done = True
-                break
-            self.last_id = ids[-1]
-        return pages

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 from ..common import deletion_marks
 from . import records as rec
-from .client import BatchResult, Bitrix24Client, IdExport, MethodUnavailable, error_code
+from .client import Bitrix24Client, MethodUnavailable
+from .commands import BatchResult, IdExport, error_code
 from .settings import LEGACY_SELECT, MAX_BATCH, PAGE_SIZE, SMART_INVOICE, SMART_SELECT, SOURCE_NAME
 
 # Invoice pipelines whose stages ride in the opening batch, each by a reference to the category list
@@ -216,17 +217,16 @@ class Run:
             for o in part:
                 yield list(more.result.get(f"r{o}") or [])
             start = more.next.get(f"r{part[-1]}")
-        while start:
-            body = self.client.call(method, {**params, "start": int(start)})
-            yield list(body.get("result") or [])
-            start = body.get("next")
+        if start:  # rows added while the batches were read: the method's own start/next paging
+            yield from self.client.pages(method, params, int(start))
 
 
-def deletions(state: dict, kind: str, seen: set[int], live: set[int], at) -> list[dict]:
+def deletions(state: dict, kind: str, seen: set[int], live: set[int], at, account: str) -> list[dict]:
     """Marks for invoices that vanished (loaded before, or read earlier in this run, and not in the sweep)
     and for those back from the recycle bin; the state keeps the sweep as the ids now known."""
     marks, vanished = deletion_marks("id", set(state.get("known_ids", [])), set(state.get("deleted_ids", [])),
                                      seen, live, at)
     state["deleted_ids"] = sorted(vanished)
     state["known_ids"] = sorted(live)
-    return [{"kind": kind, "id": m["id"], "is_deleted": m["is_deleted"], "detected_at": at} for m in marks]
+    return [{"account": account, "kind": kind, "id": m["id"], "is_deleted": m["is_deleted"], "detected_at": at}
+            for m in marks]

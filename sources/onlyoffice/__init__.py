@@ -23,8 +23,9 @@ import dlt
 import pendulum
 from dlt.sources import DltResource
 
-from ..common import MONEY, PERCENT, QUANTITY, RATE, deletion_marks, money
+from ..common import MONEY, PERCENT, QUANTITY, RATE, deletion_marks, money, resolve_credentials
 from .client import NotFound, OnlyofficeClient
+from .credentials import KINDS, OnlyofficePasswordCredentials, OnlyofficeTokenCredentials
 from .helpers import fail
 from .paging import scan
 from .records import invoice_record, item_record, line_records, tax_record
@@ -33,6 +34,7 @@ from .settings import (
     ENV,
     MAX_PAGE_SIZE,
     SORT_BY_ID,
+    SOURCE_NAME,
     STATUS_DRAFT,
     VAT_TAX_PATTERN,
 )
@@ -95,8 +97,11 @@ def onlyoffice_source(
         rate_limit_waits: how often one request may wait out a 503 with Retry-After (the cloud's rate limit)
             before the run gives up; these waits do not count as failed attempts.
     """
-    if not (token or (username and password)):
-        raise fail("no credentials are configured.", CREDENTIALS_FIX + ".")
+    found = resolve_credentials(SOURCE_NAME, KINDS, {"token": token, "username": username, "password": password},
+                                "no credentials are configured.", CREDENTIALS_FIX + ".")
+    token = next((c.token for c in found if isinstance(c, OnlyofficeTokenCredentials)), None)
+    login = next((c for c in found if isinstance(c, OnlyofficePasswordCredentials)), None)
+    username, password = (login.username, login.password) if login else (None, None)
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise fail(f"page_size {page_size} is outside 1..{MAX_PAGE_SIZE}.", f"set {ENV}PAGE_SIZE to at most 1000.")
     try:
