@@ -19,73 +19,55 @@ from urllib.parse import urlsplit
 import dlt
 import pendulum
 import pyarrow as pa
+from dlt.common.configuration import configspec
 from dlt.sources import DltResource
 
 from ..common import deletion_marks, money
-from .helpers import SalesmanClient, info_record, list_row_record, parse_date, scan_invoice_list
+from .client import SalesmanClient, SalesmanCredentials
+from .helpers import deal_record, info_record, list_row_record, scan_invoice_list
 from .listing import DealIndex, ListRepair, fetch_details, hidden_list_row, hidden_rows
-from .settings import DEAL_PAGE_SIZE, MONEY, RATE
+from .settings import DEAL_PAGE_SIZE, RATE
+from .tables import (
+    DATE,
+    DEALS,
+    INVOICE_DETAILS,
+    INVOICE_ROW_DELETIONS,
+    INVOICE_ROW_HINTS,
+    INVOICE_ROWS,
+    PERCENT,
+    arrow_schema,
+    arrow_table,
+    hints,
+)
 
-ROW_COLUMNS = {
-    "crid": {"data_type": "bigint", "nullable": False},
-    "summa": dict(MONEY),
-    "created_at": {"data_type": "timestamp"},
-    "issue_date": {"data_type": "date"},
-    # the wall-clock text as the server sent it (in the database server's zone)
-    "date_create": {"data_type": "text"},
-    "date_plan": {"data_type": "date"},
-    "date_fact": {"data_type": "date"},
-    "invoice": {"data_type": "text"},
-    "contract": {"data_type": "text"},
-    "person": {"data_type": "text"},
-    "pid": {"data_type": "bigint"},
-    "company": {"data_type": "text"},
-    "_scan": {"data_type": "bigint", "dedup_sort": "desc"},
-}
-# The list snapshot is the big table: it goes to dlt as Arrow tables with an explicit schema, which skips
-# dlt's row-by-row normalizer (measured: about a quarter of a run's time) and pins every type.
+ROW_COLUMNS = hints(INVOICE_ROWS, INVOICE_ROW_HINTS)
+# the list snapshot goes to dlt in batches of this many rows
 ARROW_BATCH_ROWS = 5000
-ROW_SCHEMA = pa.schema([
-    ("crid", pa.int64()), ("did", pa.int64()), ("clid", pa.int64()), ("client", pa.string()),
-    ("pid", pa.int64()), ("person", pa.string()), ("deal", pa.string()), ("invoice", pa.string()),
-    ("contract", pa.string()), ("summa", pa.decimal128(18, 2)), ("date_create", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")), ("issue_date", pa.date32()), ("date_plan", pa.date32()), ("date_fact", pa.date32()),
-    ("is_paid_list", pa.bool_()), ("mc", pa.int64()), ("company", pa.string()), ("_fingerprint", pa.string()),
-    ("_scan", pa.int64()), ("account", pa.string()), ("currency", pa.string()), ("timezone", pa.string()),
-    ("_extracted_at", pa.timestamp("us", tz="UTC")),
-])
-DETAIL_COLUMNS = {
-    "crid": {"data_type": "bigint", "nullable": False},
-    "summa": dict(MONEY),
-    "nds": dict(MONEY),
-    "created_at": {"data_type": "timestamp"},
-    "datum": {"data_type": "text"},
-    "datum_credit": {"data_type": "date"},
-    "invoice_date": {"data_type": "date"},
-    "contractnum": {"data_type": "text"},
-    "currency_id": {"data_type": "bigint"},
-    "currency_code": {"data_type": "text"},
-    "currency_course_current": dict(RATE),
-    "course_id": {"data_type": "bigint"},
-    "course": dict(RATE),
-    "course_datum": {"data_type": "text"},
-    "template_id": {"data_type": "bigint"},
-    "clid": {"data_type": "bigint"},
-    "did": {"data_type": "bigint"},
-    "iduser": {"data_type": "bigint"},
-    "rs": {"data_type": "bigint"},
-    "tip": {"data_type": "text"},
-    "do": {"data_type": "text"},
-    "details_via": {"data_type": "text"},
-}
-DELETION_COLUMNS = {
-    "crid": {"data_type": "bigint", "nullable": False},
-    "is_deleted": {"data_type": "bool"},
-    "deleted_at": {"data_type": "timestamp"},
-}
+ROW_SCHEMA = arrow_schema(INVOICE_ROWS)
+DETAIL_COLUMNS = hints(INVOICE_DETAILS)
+DETAIL_SCHEMA = arrow_schema(INVOICE_DETAILS, dlt_columns=True)
+DELETION_COLUMNS = hints(INVOICE_ROW_DELETIONS)
+DELETION_SCHEMA = arrow_schema(INVOICE_ROW_DELETIONS, dlt_columns=True)
+DEAL_SCHEMA = arrow_schema(DEALS, dlt_columns=True)
 
 
-@dlt.source(name="salesman", max_table_nesting=0)
+@configspec
+class SalesmanConfiguration(SalesmanCredentials):
+    """Every setting of the source (``sources.salesman.<name>``): where and who (:class:`SalesmanCredentials`),
+    then the account's zones, currency and name, and how to read."""
+
+    timezone: str = None
+    db_timezone: str | None = None
+    currency: str = "RUB"
+    account: str | None = None
+    max_scan_attempts: int = 4
+    request_timeout: float = 60
+    request_max_attempts: int = 5
+    request_backoff_factor: float = 1.0
+    parallel_requests: int = 4
+
+
+@dlt.source(name="salesman", max_table_nesting=0, spec=SalesmanConfiguration)
 def salesman_source(
     base_url: str = dlt.config.value,
     login: str = dlt.config.value,
@@ -118,11 +100,13 @@ def salesman_source(
     parallel_requests = max(1, int(parallel_requests))
     for zone in (timezone, db_timezone or timezone):
         pendulum.timezone(zone)  # fail early and clearly on an unknown zone
-    client = SalesmanClient(base_url, login, api_key, timeout=request_timeout,
-                            max_attempts=request_max_attempts, backoff_factor=request_backoff_factor)
+    credentials = SalesmanCredentials(base_url=base_url, login=login, api_key=api_key)
+    client = SalesmanClient(credentials, timeout=request_timeout, max_attempts=request_max_attempts,
+                            backoff_factor=request_backoff_factor)
     account_name = account or urlsplit(base_url).hostname or base_url
     run_at = pendulum.now("UTC")
     context = {"account": account_name, "currency": currency.upper(), "timezone": timezone}
+    constants = {**context, "_extracted_at": run_at}  # columns with one value in a run
 
     @dlt.resource(name="invoice_rows", write_disposition="merge", primary_key="crid", columns=ROW_COLUMNS)
     def invoice_rows() -> Iterator[object]:
@@ -144,12 +128,11 @@ def salesman_source(
                                             repair=repair, verify=repair.verify):
             for row in rows:
                 rec = list_row_record(row, timezone, scan, db_timezone)
-                rec.update(context, _extracted_at=run_at)
                 current[rec["crid"]] = rec["_fingerprint"]
                 deal_of[rec["crid"]] = rec["did"]
                 buffer.append(rec)
             if len(buffer) >= ARROW_BATCH_ROWS:
-                yield pa.Table.from_pylist(buffer, schema=ROW_SCHEMA)
+                yield arrow_table(buffer, ROW_SCHEMA, constants)
                 buffer = []
         live: set[int] = set(result["ids"])
 
@@ -166,27 +149,29 @@ def salesman_source(
         for crid, (data, deal) in sorted(hidden.items()):
             rec = list_row_record(hidden_list_row(data, deal, timezone, db_timezone), timezone, result["scans"],
                                   db_timezone)
-            rec.update(context, _extracted_at=run_at)
             current[crid], deal_of[crid], hidden_info[crid] = rec["_fingerprint"], rec["did"], data
             buffer.append(rec)
         if buffer:
-            yield pa.Table.from_pylist(buffer, schema=ROW_SCHEMA)
+            yield arrow_table(buffer, ROW_SCHEMA, constants)
         live |= set(hidden)
 
         stale = {crid: current[crid] for crid in sorted(live) if known.get(str(crid)) != current[crid]}
         fetched: set[int] = set()
         # a hidden row's invoice/info is its details already
-        ready = [info_record(hidden_info[c], timezone, stale.pop(c)) for c in sorted(hidden_info) if c in stale]
-        if ready:
-            fetched.update(rec["crid"] for rec in ready)
-            yield _table(ready, "invoice_details", DETAIL_COLUMNS, context, run_at)
+        details = [info_record(hidden_info[c], timezone, stale.pop(c)) for c in sorted(hidden_info) if c in stale]
         for batch in fetch_details(client, stale, len(set(deal_of.values())), timezone, index, parallel_requests):
-            fetched.update(rec["crid"] for rec in batch)
-            yield _table(batch, "invoice_details", DETAIL_COLUMNS, context, run_at)
+            details += batch
+            if len(details) >= ARROW_BATCH_ROWS:
+                fetched.update(rec["crid"] for rec in details)
+                yield _table(details, "invoice_details", DETAIL_COLUMNS, DETAIL_SCHEMA, constants)
+                details = []
+        if details:
+            fetched.update(rec["crid"] for rec in details)
+            yield _table(details, "invoice_details", DETAIL_COLUMNS, DETAIL_SCHEMA, constants)
 
         marks, vanished = deletion_marks("crid", {int(c) for c in known}, deleted, set(current), live, run_at)
         if marks:
-            yield _table(marks, "invoice_row_deletions", DELETION_COLUMNS, context, run_at)
+            yield _table(marks, "invoice_row_deletions", DELETION_COLUMNS, DELETION_SCHEMA, constants)
         # a row whose details could not be read (deleted in between) keeps no fingerprint: retried next run
         keep = {c for c in live if c in fetched or c not in stale}
         state["fingerprints"] = {str(c): current[c] for c in sorted(keep)}
@@ -198,28 +183,24 @@ def salesman_source(
                               "hidden": len(hidden), "deals_read": index.is_read}
         state.pop("known_ids", None)
 
-    @dlt.resource(name="deals", write_disposition="merge", primary_key="did",
-                  columns={"datum": {"data_type": "date"}, "datum_close": {"data_type": "date"}, "kol": dict(MONEY)})
-    def deals() -> Iterator[list[dict]]:
-        offset = 0
+    @dlt.resource(name="deals", write_disposition="merge", primary_key="did", columns=hints(DEALS))
+    def deals() -> Iterator[pa.Table]:
+        offset, buffer = 0, []
         while True:
             # `active: false` means *all* deals: the server compares loosely and inverts true/false.
             body = client.call("deal/list", {"offset": offset, "active": False, "order": "datum"})
             data = body.get("data") or []
-            if data:
-                yield [{"did": d["did"], "title": d.get("title"), "clid": d.get("clid"),
-                        "client": d.get("clientTitle"), "payer": d.get("payer"), "mcid": d.get("mcid"),
-                        "iduser": d.get("iduser"), "datum": parse_date(d.get("datum")),
-                        "kol": (d.get("kol") if d.get("kol") is None else money(d["kol"])),
-                        "close": d.get("close"), "datum_close": parse_date(d.get("datum_close")),
-                        **context} for d in data]
+            buffer += map(deal_record, data)
             pageall = int((body.get("params") or {}).get("pageall") or 0)
-            if len(data) < DEAL_PAGE_SIZE or offset + 1 >= pageall:
+            last = len(data) < DEAL_PAGE_SIZE or offset + 1 >= pageall
+            if buffer and (last or len(buffer) >= ARROW_BATCH_ROWS):
+                yield arrow_table(buffer, DEAL_SCHEMA, context)
+                buffer = []
+            if last:
                 return
             offset += 1
 
-    @dlt.resource(name="bank_accounts", write_disposition="replace",
-                  columns={"nds_default": {"data_type": "decimal", "precision": 5, "scale": 2}})
+    @dlt.resource(name="bank_accounts", write_disposition="replace", columns={"nds_default": dict(PERCENT)})
     def bank_accounts() -> Iterator[list[dict]]:
         body = client.call("guides/company.bank")
         yield [{"id": a["id"], "mcid": a.get("mcid"), "tip": a.get("tip"), "is_default": a.get("isDefault") == "yes",
@@ -227,7 +208,7 @@ def salesman_source(
                for a in body.get("data") or []]
 
     @dlt.resource(name="currencies", write_disposition="merge", primary_key=("id", "snapshot_date"),
-                  columns={"course": dict(RATE), "snapshot_date": {"data_type": "date"}})
+                  columns={"course": dict(RATE), "snapshot_date": dict(DATE)})
     def currencies() -> Iterator[list[dict]]:
         body = client.call("currency/list")
         data = body.get("data") or {}
@@ -238,9 +219,7 @@ def salesman_source(
     return (invoice_rows, deals, bank_accounts, currencies)
 
 
-def _table(items: list[dict], table: str, columns: dict, context: dict, run_at) -> object:
+def _table(items: list[dict], table: str, columns: dict, schema: pa.Schema, constants: dict) -> object:
     """Route ``items`` to their own table with its own keys and column types."""
-    rows = [dict(item, **context, _extracted_at=run_at) for item in items]
-    hints = dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key="crid", columns=columns)
-    return dlt.mark.with_hints(rows, hints, create_table_variant=True)
-
+    hints_ = dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key="crid", columns=columns)
+    return dlt.mark.with_hints(arrow_table(items, schema, constants), hints_, create_table_variant=True)

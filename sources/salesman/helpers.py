@@ -1,33 +1,25 @@
-"""SalesMan API plumbing: the request envelope, errors users can act on, row parsing, the list scan."""
+"""SalesMan rows: parsing (amounts, dates, the paid flag), fingerprints, the records loaded, the list scan."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import islice
+from zoneinfo import ZoneInfo
 
 import pendulum
-import requests as _requests
 
-from ..common import SourceError, loads_exact, looks_like_json_object, make_session, money
-from .settings import (
-    API_PREFIX,
-    AUTH_ERROR_CODES,
-    FINGERPRINT_FIELDS,
-    INVOICE_LIST_ORDER,
-    SOURCE_NAME,
-)
-
-
-def _fail(cause: str, fix: str) -> SourceError:
-    return SourceError(SOURCE_NAME, cause, fix)
+from ..common import money
+from .client import SalesmanClient
+from .client import fail as _fail
+from .settings import FINGERPRINT_FIELDS, INVOICE_LIST_ORDER
 
 
 def parse_paid_flag(raw: object) -> bool:
@@ -39,11 +31,33 @@ def parse_paid_flag(raw: object) -> bool:
     return raw == "on"
 
 
-def parse_local_datetime(text: str | None, zone: str) -> pendulum.DateTime | None:
-    """``YYYY-MM-DD HH:MM:SS`` wall time of the account's zone, as an aware UTC datetime."""
+def parse_local_datetime(text: str | None, zone: str) -> datetime | None:
+    """``YYYY-MM-DD HH:MM:SS`` wall time of the account's zone, as an aware UTC datetime.
+
+    A wall time that occurs twice (clocks set back) is the later one; one that does not occur (clocks set
+    forward) is read with the offset before the change: pendulum's rules, with the standard library's
+    parser and one zone object per zone (a row costs microseconds, not a time-zone file load)."""
     if not text:
         return None
-    return pendulum.parse(text, tz=zone, strict=False).in_timezone("UTC")
+    try:
+        local = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return pendulum.parse(text, tz=zone, strict=False).in_timezone("UTC")
+    if local.tzinfo is not None:
+        return local.astimezone(UTC)
+    tz = _zone(zone)
+    early, late = local.replace(tzinfo=tz), local.replace(tzinfo=tz, fold=1)
+    return (late if late.utcoffset() < early.utcoffset() else early).astimezone(UTC)
+
+
+@functools.cache
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def as_int(value: object) -> int | None:
+    """An id as the warehouse keeps it (bigint): PHP may send it as a number or a numeric string."""
+    return None if value is None or value == "" else int(value)
 
 
 def parse_date(text: str | None) -> date | None:
@@ -52,90 +66,12 @@ def parse_date(text: str | None) -> date | None:
     return date.fromisoformat(str(text)[:10])
 
 
+_FINGERPRINT_JSON = json.JSONEncoder(ensure_ascii=False)  # what json.dumps(..., ensure_ascii=False) builds per call
+
+
 def fingerprint(row: dict) -> str:
-    payload = json.dumps([str(row.get(k)) for k in FINGERPRINT_FIELDS], ensure_ascii=False)
+    payload = _FINGERPRINT_JSON.encode([str(row.get(k)) for k in FINGERPRINT_FIELDS])
     return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
-
-
-class SalesmanClient:
-    """POSTs JSON with ``Content-Type: application/json`` exactly (anything else, even ``; charset=utf-8``,
-    makes the server ignore the body and the auth headers) and lower-case ``apikey``/``login`` headers."""
-
-    def __init__(self, base_url: str, login: str, api_key: str, *, timeout: float = 60,
-                 max_attempts: int = 5, backoff_factor: float = 1.0):
-        self.base_url = base_url.rstrip("/")
-        self.session = make_session(
-            timeout=timeout, max_attempts=max_attempts, backoff_factor=backoff_factor,
-            # A PHP fatal error answers HTTP 200 with an HTML body: transient (deadlocks), so retry it.
-            retry_condition=lambda resp, exc: resp is not None and resp.status_code == 200
-            and bool(resp.content) and not looks_like_json_object(resp),
-        )
-        self.headers = {"Content-Type": "application/json", "apikey": api_key, "login": login}
-        self.timeout = timeout
-        self.max_attempts = max(1, max_attempts)
-        self.requests_made = 0  # calls made (each may have been retried); read by the benchmark
-        self._count_lock = threading.Lock()  # calls come from several threads (parallel reads)
-
-    def call(self, method: str, params: dict | None = None) -> dict:
-        url = f"{self.base_url}{API_PREFIX}{method}"
-        with self._count_lock:
-            self.requests_made += 1
-        try:
-            resp = self.session.post(url, data=json.dumps(params or {}), headers=self.headers)
-        except _requests.Timeout:
-            raise _fail(f"{method} did not answer within {self.timeout:g} s, {self.max_attempts} times in a row "
-                        f"(the server at {self.base_url} stopped answering).",
-                        "check that the server is up and not overloaded, or raise SOURCES__SALESMAN__REQUEST_TIMEOUT; "
-                        "nothing from this run was loaded and the next run starts from the same state.") from None
-        except _requests.exceptions.ChunkedEncodingError as exc:
-            raise _fail(f"{method}: the connection broke in the middle of an answer, {self.max_attempts} times in a "
-                        f"row ({_reason(exc)}).",
-                        "check the network path to the server (proxy, VPN, load balancer) and retry; nothing from "
-                        "this run was loaded and the next run starts from the same state.") from None
-        except _requests.RequestException as exc:
-            raise _fail(f"cannot reach the API at {url} ({type(exc).__name__}: {_reason(exc)}).",
-                        "check SOURCES__SALESMAN__BASE_URL and that the server is up; the run loaded nothing "
-                        "and the next run starts from the same state.") from None
-        if resp.status_code != 200:
-            raise _fail(f"{method} answered HTTP {resp.status_code} after retries.",
-                        "the server is failing; retry later. Nothing from this run was loaded.")
-        if not resp.content.strip():
-            raise _fail(f"{method} answered an empty body: this URL is not a SalesMan API v3 endpoint.",
-                        "set SOURCES__SALESMAN__BASE_URL to the CRM's root URL (the API lives at "
-                        "<base_url>/developer/v3/).")
-        if not looks_like_json_object(resp):
-            snippet = resp.content[:120].decode("utf-8", "replace").replace("\n", " ")
-            raise _fail(f"{method} returned a malformed page (not a complete JSON object: {snippet!r}).",
-                        "this is a server-side error (often a PHP fatal error); retry later. Nothing from this "
-                        "run was loaded.")
-        try:
-            body = loads_exact(resp.content)
-        except ValueError as exc:
-            raise _fail(f"{method} returned malformed JSON ({exc}).",
-                        "retry later; nothing from this run was loaded.") from None
-        if isinstance(body, dict) and (body.get("result") == "Error" or "error" in body):
-            error = body.get("error") or {}
-            code = error.get("code")
-            text = error.get("text", "")
-            try:
-                code = int(code)
-            except (TypeError, ValueError):
-                pass
-            if code in AUTH_ERROR_CODES:
-                raise _fail(f"the API rejected the credentials (error {code}: {text}).",
-                            "check SOURCES__SALESMAN__API_KEY (Настройки → API) and SOURCES__SALESMAN__LOGIN "
-                            "(a user of the account whose role sees all invoices).")
-            raise _fail(f"{method} failed with error {code}: {text}.",
-                        "check the request parameters; this is likely a bug, please report it.")
-        if not isinstance(body, dict):
-            raise _fail(f"{method} returned {type(body).__name__}, not an object.", "retry later.")
-        return body
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    # urllib3 messages repeat the pool and URL; the class name and the last clause are what users need.
-    return text.rsplit(":", 1)[-1].strip(" )'\"") or type(exc).__name__
 
 
 @dataclass
@@ -269,7 +205,7 @@ def _fresh(rows: list[dict], seen: dict[int, str], ties: Counter[str]) -> list[d
         if crid in seen:
             ties[str(row.get("date_create"))] += 1
             continue
-        seen[crid] = fingerprint(row)
+        seen[crid] = row["_fingerprint"] = fingerprint(row)  # kept for list_row_record
         out.append(row)
     return out
 
@@ -290,7 +226,7 @@ def _repaired(rows: list[dict], seen: dict[int, str], budget: Counter[str]) -> l
         if budget[stamp] <= 0:
             return None
         budget[stamp] -= 1
-        seen[crid] = fingerprint(row)
+        seen[crid] = row["_fingerprint"] = fingerprint(row)
         out.append(row)
     return out
 
@@ -316,14 +252,14 @@ def list_row_record(row: dict, zone: str, scan: int, db_zone: str | None = None)
         "summa": money(row["summa"]),
         "date_create": row.get("date_create"),
         "created_at": created_at,
-        "issue_date": created_at.in_timezone(zone).date() if created_at else None,
+        "issue_date": created_at.astimezone(_zone(zone)).date() if created_at else None,
         "date_plan": parse_date(row.get("date_plan")),
         "date_fact": parse_date(row.get("date_fact")),
         # The list's own `do` depends on the caller's rights; `color is null` is the reliable paid test.
         "is_paid_list": row.get("color") is None,
         "mc": row.get("mc"),
         "company": row.get("company"),
-        "_fingerprint": fingerprint(row),
+        "_fingerprint": row.get("_fingerprint") or fingerprint(row),
         "_scan": scan,
     }
 
@@ -344,19 +280,19 @@ def info_record(data: dict, zone: str, list_fp: str) -> dict:
         "contractnum": data.get("contractnum"),
         "summa": money(data.get("summa")),
         "nds": money(data.get("nds")) if data.get("nds") is not None else Decimal("0"),
-        "clid": data.get("clid"),
-        "did": data.get("did"),
+        "clid": as_int(data.get("clid")),
+        "did": as_int(data.get("did")),
         "tip": data.get("tip"),
-        "rs": data.get("rs"),
-        "iduser": data.get("iduser"),
+        "rs": as_int(data.get("rs")),
+        "iduser": as_int(data.get("iduser")),
         "do": data.get("do"),
         "is_paid": parse_paid_flag(data.get("do")),
-        "template_id": (template or {}).get("id") if isinstance(template, dict) else None,
+        "template_id": as_int(template.get("id")) if isinstance(template, dict) else None,
         # idcourse is filled with the deal's idcurrency by the server (a bug): course.id is the real one.
-        "currency_id": currency.get("id"),
+        "currency_id": as_int(currency.get("id")),
         "currency_code": currency.get("code"),
         "currency_course_current": money(currency.get("course")),
-        "course_id": course.get("id"),
+        "course_id": as_int(course.get("id")),
         "course": money(course.get("course")),
         "course_datum": course.get("datum"),
         "_list_fingerprint": list_fp,
@@ -373,8 +309,16 @@ def deal_invoice_record(item: dict, did: int, list_fp: str) -> dict:
         "invoice_date": parse_date(item.get("date_do")), "contractnum": item.get("contract"),
         "summa": money(item.get("summa")),
         "nds": money(item.get("nds")) if item.get("nds") is not None else Decimal("0"),
-        "clid": None, "did": did, "tip": item.get("tip"), "rs": item.get("rs"), "iduser": None,
+        "clid": None, "did": did, "tip": item.get("tip"), "rs": as_int(item.get("rs")), "iduser": None,
         "do": item.get("do"), "is_paid": parse_paid_flag(item.get("do")), "template_id": None,
         "currency_id": None, "currency_code": None, "currency_course_current": None, "course_id": None,
         "course": None, "course_datum": None, "_list_fingerprint": list_fp, "details_via": "deal/list",
     }
+
+
+def deal_record(deal: dict) -> dict:
+    """A ``deal/list`` entry: its names, owner, amount and dates."""
+    return {"did": int(deal["did"]), "title": deal.get("title"), "clid": as_int(deal.get("clid")),
+            "client": deal.get("clientTitle"), "payer": as_int(deal.get("payer")), "mcid": as_int(deal.get("mcid")),
+            "iduser": as_int(deal.get("iduser")), "datum": parse_date(deal.get("datum")), "kol": money(deal.get("kol")),
+            "close": deal.get("close"), "datum_close": parse_date(deal.get("datum_close"))}

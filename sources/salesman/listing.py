@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pendulum
 
-from .helpers import SalesmanClient, deal_invoice_record, info_record, read_pages
+from .client import SalesmanClient
+from .helpers import deal_invoice_record, info_record, read_pages
 from .settings import BULK_DETAILS_MIN_ROWS, DEAL_PAGE_SIZE, INVOICE_LIST_ORDER, VERIFY_DEALS_BEFORE_INDEX
 
 
