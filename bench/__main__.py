@@ -66,8 +66,6 @@ def _timed(label: str, fn, *args, **kwargs) -> list[dict]:
     started = time.monotonic()
     rows = fn(*args, **kwargs)
     _say(f"{label} done in {time.monotonic() - started:.0f} s")
-    for row in rows:
-        print("  " + json.dumps(row, ensure_ascii=False), flush=True)
     return rows
 
 
@@ -75,9 +73,10 @@ def default_run(args, names: list[str], work: Path) -> list[dict]:
     rows: list[dict] = []
     for name in names:
         n = args.invoices if args.no_caps else min(args.invoices, CAPS.get(name, args.invoices))
-        rows += _timed(f"{name}: CPU pass, {n} invoices", SOURCES[name].run, n, work / name / "cpu", rerun=True,
-                       baseline=not args.no_baselines)
-        rows += _timed(f"{name}: dbt build", lambda n=name: [models.run_one(work / n / "cpu" / "ours", n)])
+        if not args.only_rtt:
+            rows += _timed(f"{name}: CPU pass, {n} invoices", SOURCES[name].run, n, work / name / "cpu", rerun=True,
+                           baseline=not args.no_baselines)
+            rows += _timed(f"{name}: dbt build", lambda n=name: [models.run_one(work / n / "cpu" / "ours", n)])
         if args.no_rtt:
             continue
         for rtt in args.rtt_ms:
@@ -189,6 +188,7 @@ def main() -> None:
     parser.add_argument("--rtt-ms", default="0,80", help="round trips for the RTT pass, comma-separated")
     parser.add_argument("--rtt-invoices", default="", help="RTT pass sizes, e.g. 'salesman=20000;onlyoffice=1500'")
     parser.add_argument("--no-rtt", action="store_true", help="skip the RTT pass")
+    parser.add_argument("--only-rtt", action="store_true", help="the RTT pass only")
     parser.add_argument("--no-baselines", action="store_true", help="our pipeline only")
     parser.add_argument("--scale", action="store_true", help="the growth runs (10k to 1M SalesMan invoices)")
     parser.add_argument("--sizes", default="", help="--scale: e.g. 'salesman=10000,100000;onlyoffice=20000'")

@@ -263,10 +263,12 @@ def result_row(source: str, variant: str, invoices: int, rtt_ms: float, rows: in
                http_requests: int, bound: float | None, notes: str, kind: str = "load") -> dict:
     """One line of bench/RESULTS.md (kept as JSON beside it, so sections can be rebuilt)."""
     unit = GOAL_UNIT.get(source)
-    return {"source": source, "variant": variant, "kind": kind, "invoices": invoices, "rtt_ms": rtt_ms,
+    row = {"source": source, "variant": variant, "kind": kind, "invoices": invoices, "rtt_ms": rtt_ms,
             "rows": rows, "seconds": round(m.seconds, 2), "client_cpu": round(m.cpu, 2),
             "cpu_per_goal_unit": round(m.cpu * unit / invoices, 1) if unit and invoices and kind == "load" else None,
             "server_cpu": round(m.server_cpu, 2), "proxy_cpu": round(m.proxy_cpu, 2),
             "http_requests": http_requests, "bound_s": round(bound, 1) if bound is not None else None,
             "wall_per_bound": round(m.seconds / bound, 2) if bound else None,
             "peak_rss_mib": round(m.peak_rss_mib), "notes": notes}
+    print("  " + json.dumps(row, ensure_ascii=False), flush=True)  # as it comes: a long run that is stopped keeps it
+    return row
