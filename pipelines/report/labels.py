@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+from ..registry import ALL_SOURCES
 from ..settings import MODELS_DIR
 
 LANGS = ("ru", "en")
@@ -160,7 +161,7 @@ def _rules() -> dict[str, dict[str, dict[str, str]]]:
 
 RULES = _rules()
 
-CRM_NAMES = {"salesman": "SalesMan", "bitrix24": "Bitrix24", "onlyoffice": "ONLYOFFICE"}
+CRM_NAMES = {spec.name: spec.display for spec in ALL_SOURCES}
 
 
 def t(lang: str, key: str, **kwargs) -> str:

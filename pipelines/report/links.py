@@ -6,13 +6,10 @@ taken as https://<account>."""
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-# where each CRM's own web UI shows one invoice
-#   SalesMan: the deal card holds its invoices (card.deal?did=, as the CRM's own pages link it)
-#   Bitrix24: smart invoices are CRM type 31; legacy invoices have their own page
-#   ONLYOFFICE: Products/CRM/Invoices.aspx?id= (CommunityServer's invoice page)
-URL_SETTINGS = {"salesman": ("base_url",), "bitrix24": ("portal_url", "webhook_url"), "onlyoffice": ("base_url",)}
+# Where each CRM's own web UI shows one invoice is the CRM's knowledge: ``sources/<crm>/links.py``. Its address
+# is in the settings the registry names as the account's identity (``SourceSpec.identity``).
 _HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}(:\d+)?$", re.IGNORECASE)
 
 
@@ -37,21 +34,31 @@ def _origin(url: str) -> str | None:
     return f"{parts.scheme}://{parts.hostname}{port}"
 
 
+def _configured_origin(section: str, keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = _configured(section, key)
+        origin = _origin(value) if value else None
+        if origin:
+            return origin
+    return None
+
+
 def crm_roots(accounts: dict[str, set[str]]) -> dict[tuple[str, str], str]:
-    """(source, account) -> the CRM's web root, for every account that has one."""
+    """(source, account) -> the CRM's web root, for every account that has one: a further account's own
+    section (``[sources.bitrix24.spb]``, pipelines/accounts.py) first, then the main account's."""
+    from ..registry import SOURCES
+
     roots: dict[tuple[str, str], str] = {}
     for source, names in accounts.items():
-        configured = None
-        for key in URL_SETTINGS.get(source, ()):
-            value = _configured(source, key)
-            if value:
-                configured = _origin(value)
-                if configured:
-                    break
+        identity = SOURCES[source].identity if source in SOURCES else ()
+        configured = _configured_origin(source, identity)
         configured_account = _configured(source, "account")
         for account in names:
-            if configured and (account == configured_account
-                               or account == urlsplit(configured).hostname or len(names) == 1):
+            own = _configured_origin(f"{source}.{account}", identity)
+            if own:
+                roots[(source, account)] = own
+            elif configured and (account == configured_account
+                                 or account == urlsplit(configured).hostname or len(names) == 1):
                 roots[(source, account)] = configured
             elif _HOST.match(account):
                 roots[(source, account)] = f"https://{account}"
@@ -59,17 +66,10 @@ def crm_roots(accounts: dict[str, set[str]]) -> dict[tuple[str, str], str]:
 
 
 def invoice_url(root: str | None, source: str, source_invoice_id: str) -> str | None:
-    if not root or not source_invoice_id:
+    import importlib
+
+    from ..registry import SOURCES
+
+    if not root or not source_invoice_id or source not in SOURCES:
         return None
-    if source == "salesman":
-        return f"{root}/card.deal?did={quote(source_invoice_id.split(':')[0])}"
-    if source == "bitrix24":
-        kind, _, number = source_invoice_id.partition(":")
-        if kind == "SI":
-            return f"{root}/crm/type/31/details/{quote(number)}/"
-        if kind == "I":
-            return f"{root}/crm/invoice/show/{quote(number)}/"
-        return None
-    if source == "onlyoffice":
-        return f"{root}/Products/CRM/Invoices.aspx?id={quote(source_invoice_id)}"
-    return None
+    return importlib.import_module(f"{SOURCES[source].module}.links").invoice_url(root, source_invoice_id)
