@@ -124,7 +124,7 @@ def table(rows: list[dict]) -> str:
 
 def _note(row: dict, label: str) -> str:
     found = re.search(rf"{re.escape(label)} (\d+)", row["notes"])
-    return found.group(1) if found else "?"
+    return found.group(1) if found else "-"
 
 
 def growth(rows: list[dict]) -> str:
@@ -139,7 +139,7 @@ def growth(rows: list[dict]) -> str:
     for r in rows:
         if r["kind"] == "load" and not r["rtt_ms"] and "cloud" not in r["variant"]:
             last[r["source"]] = r["invoices"]
-        elif r["source"] in last:
+        elif r["kind"] == "models" and r["source"] in last:
             dbt_by_size.setdefault((r["source"], last[r["source"]]), r)
     for source, n in keys:
         def pick(prefix: str, n=n, source=source) -> dict | None:  # no added latency, no cloud limit
