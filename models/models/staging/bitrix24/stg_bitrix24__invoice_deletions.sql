@@ -4,13 +4,12 @@
 -- with its first deletion: until then this is empty.
 with deletions as (
     select * from {{ source_or_empty('bitrix24', 'invoice_deletions', [
-        ('account', 'varchar'), ('kind', 'varchar'), ('id', 'bigint'), ('is_deleted', 'boolean'),
-        ('detected_at', 'timestamp with time zone')]) }} as invoice_deletions
+        ('kind', 'varchar'), ('id', 'bigint'), ('is_deleted', 'boolean'), ('detected_at', 'timestamp with time zone')
+        ]) }} as invoice_deletions
 ),
 
 final as (
     select
-        account,
         kind,
         cast(id as bigint) as id,
         is_deleted,
