@@ -11,8 +11,6 @@ MODELS_DIR = PROJECT_DIR / "models"
 
 # Environment names whose values are secrets: redacted from everything the CLI prints.
 SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|WEBHOOK)", re.IGNORECASE)
-# Bitrix24 inbound webhooks carry the secret in the path: https://portal/rest/<user>/<secret>/method
-WEBHOOK_PATH = re.compile(r"(/rest/\d+/)[^/\s\"']+")
 
 RUNTIME_DEFAULTS = {
     "RUNTIME__DLTHUB_TELEMETRY": "false",
@@ -114,6 +112,6 @@ def _toml_leaves(path: Path) -> list[tuple[str, str]]:
 
 def redact_text(text: str) -> str:
     """Remove every known secret, and any Bitrix24 webhook secret, from text meant for a terminal or log."""
-    from crm_invoices.sources.common import redact
+    from crm_invoices.sources.common import redact, redact_webhooks  # the one webhook regex
 
-    return WEBHOOK_PATH.sub(r"\1***", redact(text, secret_values()))
+    return redact_webhooks(redact(text, secret_values()))
