@@ -151,16 +151,35 @@ def _without_none(hint):
     return hint
 
 
-def own_settings(section: str) -> dict:
-    """Every value set exactly under ``section`` (``sources.bitrix24.spb``): secrets.toml and config.toml,
-    then the environment over them (dlt's own order), without dlt's fallback to the enclosing sections."""
-    import dlt
+def provided(section: str, key: str) -> object:
+    """The value at exactly ``section.key`` in dlt's config providers (environment, then secrets.toml, then
+    config.toml: dlt's order), or None. Asked of the providers themselves, not through ``dlt.config``: the
+    accessor records every value it resolves for the pipeline's trace, and a whole section read that way put
+    an API key into trace.pickle."""
+    for value in _provided_all(section, key):
+        return value
+    return None
 
+
+def _provided_all(section: str, key: str) -> Iterator[object]:
+    import dlt
+    from dlt.common.typing import AnyType
+
+    sections = tuple(section.split("."))
+    for provider in dlt.config.config_providers:
+        value, _ = provider.get_value(key, AnyType, None, *sections)
+        if value is not None:
+            yield value
+
+
+def own_settings(section: str) -> dict:
+    """Every value set exactly under ``section`` (``sources.bitrix24.spb``): the environment over secrets.toml
+    over config.toml (dlt's own order), without dlt's fallback to the enclosing sections."""
+    *parent, name = section.split(".")
     out: dict = {}
-    for accessor in (dlt.config, dlt.secrets):
-        found = accessor.get(section)
-        if isinstance(found, dict):
-            out.update({k: v for k, v in found.items() if not isinstance(v, dict)})
+    for table in reversed(list(_provided_all(".".join(parent), name))):  # the toml tables, [sources.x.spb]
+        if isinstance(table, dict):
+            out.update({k: v for k, v in table.items() if not isinstance(v, dict)})
     prefix = section.upper().replace(".", "__") + "__"
     for key, value in os.environ.items():
         if key.startswith(prefix) and "__" not in key[len(prefix):] and value != "":
@@ -169,9 +188,7 @@ def own_settings(section: str) -> dict:
 
 
 def account_names(spec: SourceSpec) -> list[str]:
-    import dlt
-
-    raw = dlt.config.get(f"sources.{spec.name}.accounts")
+    raw = provided(f"sources.{spec.name}", "accounts")
     if raw in (None, "", []):
         return []
     if isinstance(raw, str):

@@ -14,16 +14,13 @@ _HOST = re.compile(r"^[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}(:\d+)?$", re.IGNORECA
 
 
 def _configured(source: str, key: str) -> str | None:
-    import dlt
+    from ..accounts import provided
 
-    for accessor in (dlt.config, dlt.secrets):
-        try:
-            value = accessor.get(f"sources.{source}.{key}")
-        except Exception:  # noqa: BLE001 - an unreadable config file only means no link
-            value = None
-        if value:
-            return str(value)
-    return None
+    try:
+        value = provided(f"sources.{source}", key)
+    except Exception:  # noqa: BLE001 - an unreadable config file only means no link
+        value = None
+    return str(value) if value else None
 
 
 def _origin(url: str) -> str | None:
