@@ -22,11 +22,11 @@ import pyarrow as pa
 from dlt.common.configuration import configspec
 from dlt.sources import DltResource
 
-from ..common import deletion_marks, money
+from ..common import PERCENT, RATE, deletion_marks, money
 from .client import SalesmanClient, SalesmanCredentials
 from .helpers import deal_record, info_record, list_row_record, scan_invoice_list
 from .listing import DealIndex, ListRepair, fetch_details, hidden_list_row, hidden_rows
-from .settings import DEAL_PAGE_SIZE, RATE
+from .settings import DEAL_PAGE_SIZE
 from .tables import (
     DATE,
     DEALS,
@@ -34,7 +34,6 @@ from .tables import (
     INVOICE_ROW_DELETIONS,
     INVOICE_ROW_HINTS,
     INVOICE_ROWS,
-    PERCENT,
     arrow_schema,
     arrow_table,
     hints,

@@ -31,5 +31,3 @@ TIP_CODES = {
 FINGERPRINT_FIELDS = ("crid", "did", "clid", "invoice", "contract", "summa", "date_create", "date_plan",
                       "date_fact", "color", "mc")
 
-MONEY = {"data_type": "decimal", "precision": 18, "scale": 2}
-RATE = {"data_type": "decimal", "precision": 18, "scale": 6}

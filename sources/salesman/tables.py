@@ -13,7 +13,7 @@ import dlt
 import pyarrow as pa
 from dlt.common.normalizers.utils import generate_dlt_ids
 
-from .settings import MONEY, RATE
+from ..common import MONEY, RATE
 
 KEY = {"data_type": "bigint", "nullable": False}
 BIGINT = {"data_type": "bigint"}
@@ -21,7 +21,6 @@ TEXT = {"data_type": "text"}
 BOOL = {"data_type": "bool"}
 DATE = {"data_type": "date"}
 TIMESTAMP = {"data_type": "timestamp"}  # aware, UTC
-PERCENT = {"data_type": "decimal", "precision": 5, "scale": 2}
 
 # the columns every table gets from the source (the account's name, base currency and zone, the run's time)
 CONTEXT = {"account": TEXT, "currency": TEXT, "timezone": TEXT}
