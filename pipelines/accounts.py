@@ -232,9 +232,14 @@ def raw_schemas(tables: dict[str, dict[str, list[tuple[str, str]]]]) -> dict[str
     return out
 
 
-def union_views_sql(crm: str, datasets: list[str], tables: dict[str, dict[str, list[tuple[str, str]]]]
-                    ) -> tuple[str, list[str]]:
-    """(schema, statements) that (re)create ``raw_<crm>_all`` as one view per raw table over ``datasets``."""
+def union_views_sql(crm: str, datasets: list[str], tables: dict[str, dict[str, list[tuple[str, str]]]],
+                    accounts: dict[str, str | None] | None = None) -> tuple[str, list[str]]:
+    """(schema, statements) that (re)create ``raw_<crm>_all`` as one view per raw table over ``datasets``.
+
+    ``accounts``: each dataset's account name (the one value its rows carry). A table, or rows, of a dataset
+    loaded before the table had an ``account`` column (older deletion marks) get it filled in, so a mark in
+    one account never matches another account's invoice with the same id."""
+    accounts = accounts or {}
     schema = f"raw_{crm}{UNION_SUFFIX}"
     statements = [f'drop schema if exists "{schema}" cascade', f'create schema "{schema}"']
     # dlt's own tables stay per dataset, except its log of loads: the sources' freshness reads it
@@ -249,7 +254,24 @@ def union_views_sql(crm: str, datasets: list[str], tables: dict[str, dict[str, l
             have = {c for c, _ in tables[d].get(table, [])}
             if not have:
                 continue
-            cols = ", ".join(f'"{c}"' if c in have else f'cast(null as {t}) as "{c}"' for c, t in columns.items())
+            cols = ", ".join(_union_column(c, t, c in have, accounts.get(d)) for c, t in columns.items())
             selects.append(f'select {cols} from "{d}"."{table}"')
         statements.append(f'create view "{schema}"."{table}" as ' + " union all ".join(selects))
     return schema, statements
+
+
+def _union_column(column: str, sql_type: str, present: bool, account: str | None) -> str:
+    if column == "account" and account is not None:
+        literal = "'" + account.replace("'", "''") + "'"
+        return f'coalesce("account", {literal}) as "account"' if present else f'{literal} as "account"'
+    return f'"{column}"' if present else f'cast(null as {sql_type}) as "{column}"'
+
+
+def dataset_account_sql(dataset: str, tables: dict[str, list[tuple[str, str]]]) -> str | None:
+    """A query for the account a dataset's rows carry (one per dataset), from its tables with the column."""
+    with_account = [t for t, cols in sorted(tables.items())
+                    if not t.startswith("_dlt") and any(c == "account" for c, _ in cols)]
+    if not with_account:
+        return None
+    parts = " union all ".join(f'select min("account") as a from "{dataset}"."{t}"' for t in with_account)
+    return f"select min(a) from ({parts}) as accounts"

@@ -15,7 +15,7 @@ import dlt  # noqa: E402
 from crm_invoices.sources.common import SourceError, causes  # noqa: E402
 from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 
-from .accounts import Account, AccountError, accounts_of, raw_schemas, union_views_sql  # noqa: E402
+from .accounts import Account, AccountError, accounts_of, dataset_account_sql, raw_schemas, union_views_sql  # noqa: E402
 from .destination import connection_problem, is_postgres, postgres_error_in, postgres_target  # noqa: E402
 from .registry import ALL_SOURCES, SOURCES  # noqa: E402
 from .warehouse import held_by_other_program, log, out_of_room, reconcile_local_state  # noqa: E402
@@ -161,7 +161,7 @@ def enabled_sources(db: Path | None = None) -> dict[str, bool]:
 def prepare_raw_schemas() -> dict[str, str]:
     """The ``raw_schemas`` dbt var: CRM -> the schema its models read. A CRM loaded by one account reads its
     dataset; one loaded by several reads ``raw_<crm>_all``, (re)built here as views over all of them."""
-    from .destination import execute
+    from .destination import execute, query
 
     tables = warehouse_tables()
     out: dict[str, str] = {}
@@ -169,7 +169,11 @@ def prepare_raw_schemas() -> dict[str, str]:
         if len(datasets) == 1:
             out[crm] = datasets[0]
             continue
-        schema, statements = union_views_sql(crm, datasets, tables)
+        accounts = {}
+        for dataset in datasets:
+            sql = dataset_account_sql(dataset, tables[dataset])
+            accounts[dataset] = (query(sql) or [(None,)])[0][0] if sql else None
+        schema, statements = union_views_sql(crm, datasets, tables, accounts)
         execute(statements)
         out[crm] = schema
     return out

@@ -77,6 +77,16 @@ def test_two_portals_load_side_by_side_each_in_its_own_pipeline_and_dataset(port
     assert_ok(run(workdir, main))
     assert_marts_hold_both(workdir, main, spb)
 
+    # a deletion in one portal marks that portal's invoice only, not the other's invoice with the same id
+    ids = {i.id for i in main.world.invoices["bitrix24"] if i.kind == "smart" and not i.deleted}
+    gone = next(i for i in spb.world.invoices["bitrix24"] if i.kind == "smart" and not i.deleted and i.id in ids)
+    spb["bitrix24"].delete_invoice(gone.id)
+    assert_ok(run(workdir, main))
+    assert_marts_hold_both(workdir, main, spb)
+    assert workdir.query("select account, is_deleted from marts.fct_invoices where invoice_key in (?, ?) order by 1",
+                         [f"bitrix24:sandbox:SI:{gone.id}", f"bitrix24:spb:SI:{gone.id}"]) == [
+        ("sandbox", False), ("spb", True)]
+
 
 def test_one_portal_failing_does_not_stop_the_other_and_loses_nothing(portals, workdir):
     main, spb = portals

@@ -4,12 +4,13 @@
 -- with its first deletion: until then this is empty.
 with deletions as (
     select * from {{ source_or_empty('bitrix24', 'invoice_deletions', [
-        ('kind', 'varchar'), ('id', 'bigint'), ('is_deleted', 'boolean'), ('detected_at', 'timestamp with time zone')
+        ('account', 'varchar'), ('kind', 'varchar'), ('id', 'bigint'), ('is_deleted', 'boolean'), ('detected_at', 'timestamp with time zone')
         ]) }} as invoice_deletions
 ),
 
 final as (
     select
+        {{ source_column('bitrix24', 'invoice_deletions', 'account', 'varchar') }},
         kind,
         cast(id as bigint) as id,
         is_deleted,

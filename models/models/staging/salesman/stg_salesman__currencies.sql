@@ -3,7 +3,7 @@
 -- currency/list, one snapshot per run date: base-currency units per 1 unit (`course`).
 with currencies as (
     select * from {{ source_or_empty('salesman', 'currencies', [('account', 'varchar'), ('code', 'varchar'),
-        ('snapshot_date', 'date'), ('course', 'decimal(18,6)')]) }} as currencies
+        ('snapshot_date', 'date'), ('course', 'decimal(18,8)')]) }} as currencies
 ),
 
 final as (

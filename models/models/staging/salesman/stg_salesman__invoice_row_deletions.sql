@@ -4,11 +4,12 @@
 -- table with its first deletion: until then this is empty.
 with deletions as (
     select * from {{ source_or_empty('salesman', 'invoice_row_deletions',
-        [('crid', 'bigint'), ('is_deleted', 'boolean'), ('deleted_at', 'timestamp with time zone')]) }} as deletions
+        [('account', 'varchar'), ('crid', 'bigint'), ('is_deleted', 'boolean'), ('deleted_at', 'timestamp with time zone')]) }} as deletions
 ),
 
 final as (
     select
+        {{ source_column('salesman', 'invoice_row_deletions', 'account', 'varchar') }},
         cast(crid as bigint) as crid,
         is_deleted,
         cast(deleted_at as timestamp with time zone) as deleted_at

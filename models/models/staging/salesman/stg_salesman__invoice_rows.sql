@@ -47,9 +47,12 @@ final as (
         cast(list_rows._extracted_at as timestamp with time zone) as extracted_at
     from list_rows
     left join details
-        on details.crid = list_rows.crid
+        on details.account = list_rows.account
+        and details.crid = list_rows.crid
     left join deletions
         on deletions.crid = list_rows.crid
+        -- a mark without an account comes from a load before marks carried one: its dataset's one account
+        and (deletions.account is null or deletions.account = list_rows.account)
 )
 
 select * from final
