@@ -60,10 +60,6 @@ class SourceSpec:
     def env_prefix(self) -> str:
         return f"SOURCES__{self.name.upper()}__"
 
-    @property
-    def dbt_enabled_var(self) -> str:
-        return f"{self.name}_enabled"
-
     def factory_function(self):
         return getattr(importlib.import_module(self.module), self.factory)
 
