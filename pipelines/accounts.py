@@ -82,18 +82,11 @@ class Account:
         if self.name is None:
             yield
             return
+        from .settings import temporary_env
+
         own = own_settings(self.section)
-        blank = {f"{self.env_prefix}{key.upper()}": "" for key in self.spec.own_keys if key not in own}
-        saved = {key: os.environ.get(key) for key in blank}
-        os.environ.update(blank)
-        try:
+        with temporary_env({f"{self.env_prefix}{key.upper()}": "" for key in self.spec.own_keys if key not in own}):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     def make_source(self):
         if self.name is None:

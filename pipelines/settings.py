@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -115,3 +117,18 @@ def redact_text(text: str) -> str:
     from crm_invoices.sources.common import redact, redact_webhooks  # the one webhook regex
 
     return redact_webhooks(redact(text, secret_values()))
+
+
+@contextmanager
+def temporary_env(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in the environment for the block, then the environment as it was (dlt and dbt read it)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -123,21 +123,13 @@ def _rebuild_note(lang: str, as_of: date | None, currency: str) -> str:
 def _rebuild(copy: Path, work: Path, as_of: date | None, currency: str) -> None:
     from ..models import build_models
     from ..runner import enabled_sources
+    from ..settings import temporary_env
 
     dbt_vars = {"reporting_currency": currency}
     if as_of is not None:
         dbt_vars["as_of"] = as_of.isoformat()
-    saved = {k: os.environ.get(k) for k in ("DESTINATION__DUCKDB__CREDENTIALS", "CRM_INVOICES_DATA_DIR")}
-    os.environ["DESTINATION__DUCKDB__CREDENTIALS"] = str(copy)
-    os.environ["CRM_INVOICES_DATA_DIR"] = str(work / "data")
-    try:
+    with temporary_env({"DESTINATION__DUCKDB__CREDENTIALS": str(copy), "CRM_INVOICES_DATA_DIR": str(work / "data")}):
         result = build_models(enabled_sources(copy), dbt_vars, command="run")
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     if not result.ok:
         tail = "\n".join(result.output.strip().splitlines()[-12:])
         raise ReportError(f"{tail}\ncrm-invoices: report: dbt could not rebuild the marts with {dbt_vars} (above). "
