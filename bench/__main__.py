@@ -19,6 +19,8 @@ unchanged rerun, baseline up to ``--baseline-max``) and the dbt build over each 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import platform
 import re
@@ -28,25 +30,20 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import bitrix24, models, onlyoffice, salesman
+from crm_invoices.pipelines.registry import ALL_SOURCES
+
+from . import models
 from .common import use_commit
 
 RESULTS = Path(__file__).parent / "RESULTS.md"
-SOURCES = {"salesman": salesman, "bitrix24": bitrix24, "onlyoffice": onlyoffice}
-# Per-source ceilings on N, each for a reason of the source's own: Bitrix24's rate limit (2 requests/s on
-# the standard plan: 100k invoices take ~18 min for our pipeline and as long again for the baseline), and the
-# ONLYOFFICE baseline's memory (dlt's default insert_values loader peaked at 9 GB for 20k invoices with lines;
-# 100k would not fit the machine). `--no-caps` lifts them.
-CAPS = {"bitrix24": 20_000, "onlyoffice": 20_000}
-# The RTT pass: worlds big enough that the bound dominates, small enough for two RTTs x two clients.
-RTT_INVOICES = {"salesman": 20_000, "bitrix24": 5_000, "onlyoffice": 1_500}
-SCALE_SIZES = {"salesman": [10_000, 100_000, 1_000_000], "bitrix24": [20_000, 200_000],
-               "onlyoffice": [20_000, 200_000]}
-# At scale the question is CPU and memory, not the rate limit: Bitrix24 runs on a portal with a high limit
-# (client and sandbox alike), or 200k invoices would take over half an hour.
-SCALE_BITRIX24 = (50.0, 250)
-# The plain-dlt baselines keep every row in memory (SalesMan: 6.3 GB at 100k): no baseline above this.
-BASELINE_MAX = {"salesman": 100_000, "bitrix24": 20_000, "onlyoffice": 20_000}
+# every CRM of the registry with its bench module (bench/<crm>.py): run(), and how the bench sizes it (CAP,
+# RTT_INVOICES, SCALE_SIZES, BASELINE_MAX, SCALE_EXTRA); `--no-caps` lifts the caps
+SOURCES = {spec.name: importlib.import_module(spec.bench_module) for spec in ALL_SOURCES
+           if importlib.util.find_spec(spec.bench_module) is not None}
+CAPS = {name: m.CAP for name, m in SOURCES.items() if m.CAP}
+RTT_INVOICES = {name: m.RTT_INVOICES for name, m in SOURCES.items()}
+SCALE_SIZES = {name: m.SCALE_SIZES for name, m in SOURCES.items()}
+BASELINE_MAX = {name: m.BASELINE_MAX for name, m in SOURCES.items()}
 
 
 def _per_source(text: str, cast=int) -> dict:
@@ -80,7 +77,7 @@ def default_run(args, names: list[str], work: Path) -> list[dict]:
         if args.no_rtt:
             continue
         for rtt in args.rtt_ms:
-            extra = {"cloud": True} if name == "onlyoffice" else {}
+            extra = dict(SOURCES[name].RTT_EXTRA)
             n_rtt = args.rtt_invoices.get(name, RTT_INVOICES[name])
             rows += _timed(f"{name}: RTT {rtt:g} ms, {n_rtt} invoices", SOURCES[name].run, n_rtt,
                            work / name / f"rtt{rtt:g}", rtt_ms=rtt, rerun=False, baseline=not args.no_baselines,
@@ -93,9 +90,7 @@ def scale_run(args, names: list[str], work: Path) -> list[dict]:
     rows: list[dict] = []
     sizes = {**SCALE_SIZES, **_per_source(args.sizes)} if args.sizes else SCALE_SIZES
     for name in names:
-        extra = {}
-        if name == "bitrix24":
-            extra = {"rate": SCALE_BITRIX24[0], "burst": SCALE_BITRIX24[1]}
+        extra = dict(SOURCES[name].SCALE_EXTRA)
         for n in sizes[name]:
             where = work / name / str(n)
             rows += _timed(f"{name}: scale, {n} invoices", SOURCES[name].run, n, where, rerun=True,
@@ -148,7 +143,7 @@ def growth(rows: list[dict]) -> str:
 
         first, rerun, base = pick("crm-invoices, first"), pick("crm-invoices, rerun"), pick("plain dlt")
         dbt = dbt_by_size.get((source, n))
-        detail = ("invoice/info" if source == "salesman" else "invoice/{id}" if source == "onlyoffice" else "")
+        detail = SOURCES[source].DETAIL_METHOD if source in SOURCES else ""
         lines.append("| " + " | ".join([
             source, f"{n:,}",
             *(["", "", "", ""] if not first else
@@ -204,7 +199,7 @@ def main() -> None:
     args.rtt_ms = [float(v) for v in args.rtt_ms.split(",") if v.strip()]
     args.rtt_invoices = {k: v[0] for k, v in _per_source(args.rtt_invoices).items()}
     args.baseline_max = {**BASELINE_MAX, **{k: v[0] for k, v in _per_source(args.baseline_max).items()}}
-    default_sources = "salesman" if args.scale else "salesman,bitrix24,onlyoffice"
+    default_sources = ",".join(n for n, m in SOURCES.items() if m.SCALE_BY_DEFAULT) if args.scale else ",".join(SOURCES)
     names = [s.strip() for s in (args.sources or default_sources).split(",") if s.strip()]
     unknown = [s for s in names if s not in SOURCES]
     if unknown:

@@ -255,14 +255,17 @@ def count_rows(db: Path, tables: list[str]) -> int:
     return total
 
 
-# the goal's unit of work per source (issue 11): client CPU per 100k SalesMan / 20k Bitrix24 / 20k ONLYOFFICE
-GOAL_UNIT = {"salesman": 100_000, "bitrix24": 20_000, "onlyoffice": 20_000}
+def goal_unit(source: str) -> int | None:
+    """The goal's unit of work of a CRM (issue 11): ``GOAL_UNIT`` in its bench module."""
+    import importlib
+
+    return getattr(importlib.import_module(f"bench.{source}"), "GOAL_UNIT", None)
 
 
 def result_row(source: str, variant: str, invoices: int, rtt_ms: float, rows: int, m: Measured,
                http_requests: int, bound: float | None, notes: str, kind: str = "load") -> dict:
     """One line of bench/RESULTS.md (kept as JSON beside it, so sections can be rebuilt)."""
-    unit = GOAL_UNIT.get(source)
+    unit = goal_unit(source)
     row = {"source": source, "variant": variant, "kind": kind, "invoices": invoices, "rtt_ms": rtt_ms,
             "rows": rows, "seconds": round(m.seconds, 2), "client_cpu": round(m.cpu, 2),
             "cpu_per_goal_unit": round(m.cpu * unit / invoices, 1) if unit and invoices and kind == "load" else None,

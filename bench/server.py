@@ -17,10 +17,11 @@ import threading
 import time
 from collections import Counter
 
+from crm_invoices.pipelines.registry import NAMES
 from crm_invoices.sandbox.server import Sandbox
 from crm_invoices.sandbox.world import World
 
-PROVIDERS = ("salesman", "bitrix24", "onlyoffice")
+PROVIDERS = NAMES
 
 
 def _cpu() -> float:
