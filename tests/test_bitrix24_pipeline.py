@@ -6,7 +6,7 @@ import math
 from datetime import timedelta
 from decimal import Decimal
 
-from crm_invoices.sandbox import bitrix24_render as R
+from crm_invoices.sandbox.bitrix24 import render as R
 
 from tests.bitrix24_support import assert_marts_match_truth, run, sandbox_for
 from tests.conftest import assert_ok

@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from .. import bitrix24_render as R
 from ..world import Invoice
+from . import render as R
 from .options import PAGE
 from .query import LEGACY_FIELDS, SMART_FIELDS, filter_rows, order_rows, select_fields
 from .wire import BitrixError

@@ -11,9 +11,9 @@ from decimal import Decimal
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-from .. import bitrix24_render as R
 from ..server import Faults, Request, Response
 from ..world import Invoice, Payment, World
+from . import render as R
 from .batch import BatchEngine
 from .limiter import Bucket
 from .methods import CrmMethods

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ..bitrix24_render import portal_currencies
 from ..world import World
+from .render import portal_currencies
 
 
 def fx_rates(world: World) -> dict[str, Decimal]:

@@ -1,12 +1,12 @@
 """Ground truth for the marts: what ``fct_invoices``, ``fct_invoice_lines`` and ``fct_payments`` must hold for
-Bitrix24, computed from the world with the portal's own rules (``bitrix24_render``)."""
+Bitrix24, computed from the world with the portal's own rules (``render``)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from .. import bitrix24_render as R
 from ..world import Invoice, World
+from . import render as R
 
 
 def _source_id(inv: Invoice) -> str:

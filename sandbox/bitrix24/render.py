@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from .world import CENT, Invoice, Line, World, q2
+from ..world import CENT, Invoice, Line, World, q2
 
 SMART_CATEGORIES = {  # categoryId -> (name, is_default)
     3: ("Счета", True),
