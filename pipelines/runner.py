@@ -70,6 +70,24 @@ def make_pipeline(spec: Account, progress: bool = True) -> dlt.Pipeline:
     )
 
 
+def finish_pending(pipeline: dlt.Pipeline, spec: Account) -> None:
+    """Normalize and load what an interrupted run left. A run killed after its extract package was committed
+    but before dlt saved the package's schema leaves a package whose Arrow tables the stored schema lacks;
+    dlt's normalizer then fails on it at every run ("Table not found"). Such a package holds nothing that is
+    not extracted again: it was never loaded, and the state it would have committed never reached the
+    warehouse (``reconcile_local_state`` just checked that). So it is dropped and this run extracts afresh."""
+    try:
+        pipeline.normalize()
+    except PipelineStepFailed as exc:
+        if exc.step != "normalize":
+            raise
+        pipeline.abort_packages()  # deletes the extracted package, restores the state and schemas before it
+        log(f"{spec.display}: a package left by an interrupted run could not be normalized "
+            f"({type(exc.__cause__ or exc).__name__}); dropped it, this run extracts everything it held again")
+        return
+    pipeline.load()
+
+
 def run_source(spec: Account, full_refresh: bool = False, progress: bool = True) -> SourceOutcome:
     """Extract, normalize and load one source. Extraction runs before anything touches the warehouse, so
     a wrong key or a dead host leaves the DuckDB file and the pipeline state as they were."""
@@ -80,8 +98,7 @@ def run_source(spec: Account, full_refresh: bool = False, progress: bool = True)
         if note:
             log(note)
         if pipeline.has_pending_data:  # a previous run extracted but did not finish loading: finish it first
-            pipeline.normalize()
-            pipeline.load()
+            finish_pending(pipeline, spec)
         with spec.isolated():  # a further account never borrows the main account's URL or credentials
             source = spec.make_source()
             pipeline.extract(source, refresh="drop_sources" if full_refresh else None,
