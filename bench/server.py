@@ -22,6 +22,8 @@ from crm_invoices.sandbox.server import Sandbox
 from crm_invoices.sandbox.world import World
 
 PROVIDERS = NAMES
+# the limit counters an emulator may keep (Bitrix24: 503s and batch sub-calls; ONLYOFFICE: throttled requests)
+COUNTERS = ("rate_limited", "subcalls", "throttled")
 
 
 def _cpu() -> float:
@@ -62,11 +64,11 @@ class TimedSandbox:
         with self._lock:
             seconds = dict(self.seconds)
         out = {"requests": requests, "seconds": seconds, "cpu": _cpu()}
-        if "bitrix24" in box.by_name:
-            b = box["bitrix24"]
-            out.update(bitrix24_rate_limited=b.rate_limited, bitrix24_subcalls=dict(b.subcalls))
-        if "onlyoffice" in box.by_name:
-            out["onlyoffice_throttled"] = box["onlyoffice"].throttled
+        for name, provider in box.by_name.items():  # what an emulator counts of its API's limits
+            for counter in COUNTERS:
+                if hasattr(provider, counter):
+                    value = getattr(provider, counter)
+                    out[f"{name}_{counter}"] = dict(value) if isinstance(value, dict) else value
         return out
 
     def reset(self) -> None:
@@ -74,13 +76,15 @@ class TimedSandbox:
         box.reset_counts()
         with self._lock:
             self.seconds.clear()
-        if "bitrix24" in box.by_name:  # and an empty bucket: each measured run starts after an idle portal
-            box["bitrix24"].rate_limited = 0
-            box["bitrix24"].subcalls.clear()
-            box["bitrix24"].bucket.level = 0.0
-        if "onlyoffice" in box.by_name:
-            box["onlyoffice"].throttled = 0
-
+        for provider in box.by_name.values():
+            for counter in COUNTERS:
+                value = getattr(provider, counter, None)
+                if isinstance(value, dict):
+                    value.clear()
+                elif value is not None:
+                    setattr(provider, counter, 0)
+            if hasattr(provider, "bucket"):  # an empty bucket: each measured run starts after an idle portal
+                provider.bucket.level = 0.0
 
 def index_deal_list(provider) -> None:
     """SalesMan's ``deal/list`` answered from a deal index built once per data version, the same bytes.
