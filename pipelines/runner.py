@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from dlt.pipeline.exceptions import PipelineStepFailed  # noqa: E402
 
 from .accounts import Account, AccountError, accounts_of, dataset_account_sql, raw_schemas, union_views_sql  # noqa: E402
 from .destination import connection_problem, is_postgres, postgres_error_in, postgres_target  # noqa: E402
+from .progress import RunProgress  # noqa: E402
 from .registry import ALL_SOURCES, SOURCES  # noqa: E402
 from .warehouse import held_by_other_program, log, out_of_room, reconcile_local_state  # noqa: E402
 
@@ -59,8 +59,8 @@ def warehouse_file() -> Path | None:
 
 
 def make_pipeline(spec: Account, progress: bool = True) -> dlt.Pipeline:
-    progress_collector = (dlt.progress.log(log_period=10, logger=sys.stderr, dump_system_stats=False)
-                          if progress else None)
+    # our one line every 10 s of a long step on the terminal, dlt's counters in logs/progress.log
+    progress_collector = RunProgress(spec.display) if progress else None
     return dlt.pipeline(
         pipeline_name=spec.pipeline_name,
         destination=make_destination(),
