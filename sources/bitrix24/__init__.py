@@ -24,7 +24,7 @@ import dlt
 import pendulum
 from dlt.sources import DltResource
 
-from ..common import MONEY, PERCENT, QUANTITY, RATE, SourceError, make_session, resolve_credentials
+from ..common import RATE, SourceError, make_session, resolve_credentials
 from . import records as rec
 from .auth import Bitrix24OAuth, TokenStore, WebhookAuth
 from .client import Bitrix24Client, MethodUnavailable
@@ -37,55 +37,25 @@ from .settings import (
     SMART_INVOICE,
     SOURCE_NAME,
 )
+from .tables import to_table
 
-INVOICE_COMMON = {
-    "id": {"data_type": "bigint", "nullable": False},
-    "account_number": {"data_type": "text"},
-    "created_at": {"data_type": "timestamp"},
-    "updated_at": {"data_type": "timestamp"},
-}
-SMART_COLUMNS = {**INVOICE_COMMON, "opportunity": dict(MONEY), "tax_value": dict(MONEY),
-                 "begindate": {"data_type": "date"}, "closedate": {"data_type": "date"},
-                 "moved_at": {"data_type": "timestamp"}, "stage_id": {"data_type": "text"},
-                 "previous_stage_id": {"data_type": "text"}, "title": {"data_type": "text"}}
-LEGACY_COLUMNS = {**INVOICE_COMMON, "price": dict(MONEY), "tax_value": dict(MONEY),
-                  "date_bill": {"data_type": "date"}, "date_pay_before": {"data_type": "date"},
-                  "pay_voucher_date": {"data_type": "date"}, "pay_voucher_num": {"data_type": "text"},
-                  "paid_date": {"data_type": "date"},
-                  "status_changed_at": {"data_type": "timestamp"}, "paid_at": {"data_type": "timestamp"},
-                  "recurring_template_id": {"data_type": "bigint"}, "order_topic": {"data_type": "text"}}
-ROW_COLUMNS = {"id": {"data_type": "bigint", "nullable": False}, "invoice_id": {"data_type": "bigint"},
-               "price": dict(MONEY), "price_exclusive": dict(MONEY), "price_netto": dict(MONEY),
-               "price_brutto": dict(MONEY), "discount_sum": dict(MONEY), "discount_rate": dict(PERCENT),
-               "discount_price": dict(MONEY), "quantity": dict(QUANTITY), "tax_rate": dict(PERCENT),
-               "vat_rate_coefficient": {"data_type": "decimal", "precision": 9, "scale": 6},
-               "unit_price": dict(MONEY), "amount_net": dict(MONEY), "vat_amount": dict(MONEY),
-               "amount_gross": dict(MONEY), "product_name": {"data_type": "text"}}
-PAYMENT_COLUMNS = {"id": {"data_type": "bigint", "nullable": False}, "invoice_id": {"data_type": "bigint"},
-                   "amount": dict(MONEY), "paid_at": {"data_type": "timestamp"}, "paid_date": {"data_type": "date"},
-                   "account_number": {"data_type": "text"}}
 DELETION_COLUMNS = {"account": {"data_type": "text"}, "kind": {"data_type": "text", "nullable": False}, "id": {"data_type": "bigint", "nullable": False},
                     "is_deleted": {"data_type": "bool"}, "detected_at": {"data_type": "timestamp"}}
 
 
-# table -> (column hints, primary key, merge key). Child rows merge on their parent (merge_key): re-reading
-# an invoice's rows replaces them all, so a row removed in the CRM disappears here too.
-TABLES = {
-    "smart_invoices": (SMART_COLUMNS, "id", None),
-    "legacy_invoices": (LEGACY_COLUMNS, "id", None),
-    "smart_invoice_product_rows": (ROW_COLUMNS, "id", "invoice_id"),
-    "legacy_invoice_product_rows": (ROW_COLUMNS, "id", "invoice_id"),
-    "smart_invoice_payments": (PAYMENT_COLUMNS, "id", "invoice_id"),
-    "invoice_deletions": (DELETION_COLUMNS, ["kind", "id"], None),
-}
+# Rows per Arrow table handed to dlt: few large tables cost dlt less per row than many small ones, and a
+# bounded number keeps memory flat however large the portal.
+ARROW_ROWS = 5000
+# What a resource keeps of each changed invoice until its end (the cursor, the open set, the templates): not
+# the whole row, so memory does not grow with every field of every invoice.
+KEPT = ("updated_at", "stage_id", "is_recurring")
 
 
-def _to(table: str, rows: list[dict]):
-    """Rows for one table with that table's own hints (a table variant): hints given to the resource itself
-    would be copied into every table it writes."""
-    columns, primary_key, merge_key = TABLES[table]
-    hints = dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key=primary_key,
-                                merge_key=merge_key, columns={k: dict(v) for k, v in columns.items()})
+def _marks(rows: list[dict]):
+    """Deletion marks: few rows, through dlt's JSON path, with the table's own hints (a table variant: hints
+    given to the resource itself would be copied into every table it writes)."""
+    hints = dlt.mark.make_hints(table_name="invoice_deletions", write_disposition="merge", primary_key=["kind", "id"],
+                                columns={k: dict(v) for k, v in DELETION_COLUMNS.items()})
     return dlt.mark.with_hints(rows, hints, create_table_variant=True)
 
 
@@ -107,6 +77,9 @@ def _make_auth(explicit: dict, token_store, timeout, max_attempts, backoff_facto
     store = TokenStore(Path(token_store) if token_store else _default_token_store())
     return Bitrix24OAuth(credentials.portal_url, credentials.client_id, credentials.client_secret,
                          credentials.refresh_token, credentials.oauth_token_url or DEFAULT_TOKEN_URL, store, session)
+
+
+NO_CONTEXT: dict = {}
 
 
 @dlt.source(name="bitrix24", max_table_nesting=0)
@@ -148,6 +121,7 @@ def bitrix24_source(
     chain = max(1, min(50, batch_chain))
     run_at = pendulum.now("UTC")
     context = {"account": account or auth.host, "_extracted_at": run_at}
+    # the Arrow tables take the context as constants: the records leave it out
     portal = Run(client, dlt.current.resource_state, timedelta(seconds=overlap_seconds), chain,
                  {"account": context["account"]})
 
@@ -197,10 +171,16 @@ def bitrix24_source(
 
     def read_changed(key: str, parse, changed: dict[int, dict]) -> Iterator[object]:
         table = "smart_invoices" if key == "si" else "legacy_invoices"
+        rows: list[dict] = []
         for page in portal.rows(key):
-            rows = [parse(row, context) for row in page]
-            changed.update((r["id"], r) for r in rows)
-            yield _to(table, rows)
+            parsed = [parse(row, NO_CONTEXT) for row in page]
+            changed.update((r["id"], {k: r[k] for k in KEPT if k in r}) for r in parsed)
+            rows += parsed
+            if len(rows) >= ARROW_ROWS:
+                yield to_table(table, rows, context)
+                rows = []
+        if rows:
+            yield to_table(table, rows, context)
 
     def live_ids(state: dict, changed_key: str, sweep_key: str, changed: dict) -> set[int]:
         """A first run's complete export is the live set; a rerun sweeps (in the opening batch, or again if
@@ -228,20 +208,24 @@ def bitrix24_source(
         # rows and payments of what changed and of what is still open and alive (a payment does not always
         # move updatedTime); product rows of 20 invoices a command, payments one a command, in shared batches
         refresh = sorted(set(changed) | (set(state.get("open_ids", [])) & live))
-        pending = deque(Command("crm.item.productrow.list", {
-            "filter": {"=ownerType": "SI", "=ownerId": refresh[i:i + PRODUCT_ROW_OWNERS_PER_CALL]},
-            "order": {"id": "ASC"}, "start": 0}) for i in range(0, len(refresh), PRODUCT_ROW_OWNERS_PER_CALL))
-        # payments the opening batch already read (invoices open since the last run) are not asked again
-        read = {i: r for i, r in portal.payments.items() if i in set(refresh)}
-        pending += (Command("crm.item.payment.list", {"entityId": i, "entityTypeId": SMART_INVOICE}, i)
-                    for i in refresh if i not in read and i not in portal.gone["pay"])
+        # made as the batches take them: a large portal's commands are never all in memory at once
+        commands = chain_answers(
+            (Command("crm.item.productrow.list", {
+                "filter": {"=ownerType": "SI", "=ownerId": refresh[i:i + PRODUCT_ROW_OWNERS_PER_CALL]},
+                "order": {"id": "ASC"}, "start": 0}) for i in range(0, len(refresh), PRODUCT_ROW_OWNERS_PER_CALL)),
+            # payments the opening batch already read (invoices open since the last run) are not asked again
+            (Command("crm.item.payment.list", {"entityId": i, "entityTypeId": SMART_INVOICE}, i)
+             for i in refresh if i not in portal.payments and i not in portal.gone["pay"]))
+        wanted = set(refresh)
+        read = {i: r for i, r in portal.payments.items() if i in wanted}
+        pending: deque[Command] = deque()  # the next pages of product rows
         rows: list[dict] = []
         payments: list[dict] = []
         answers = chain_answers(((Command("crm.item.payment.list", {}, i), r, None) for i, r in read.items()),
-                                client.pump(pending, missing_ok=frozenset({"NOT_FOUND"})))
+                                client.pump(pending, frozenset({"NOT_FOUND"}), commands))
         for command, result, nxt in answers:
             if command.tag is None:  # product rows
-                rows += [rec.smart_product_row(r, context) for r in page_rows(command, result, "productRows",
+                rows += [rec.smart_product_row(r, NO_CONTEXT) for r in page_rows(command, result, "productRows",
                                                                               client.fail)]
                 if nxt:
                     pending.append(Command(command.method, {**command.params, "start": nxt}))
@@ -249,24 +233,24 @@ def bitrix24_source(
                 if not isinstance(result, list):
                     raise SourceError(SOURCE_NAME, f"crm.item.payment.list for invoice {command.tag} returned "
                                       f"{type(result).__name__}, not a list.", "report it.")
-                payments += [rec.smart_payment(p, command.tag, context) for p in result]
-            if len(rows) >= 2000:
-                yield _to("smart_invoice_product_rows", rows)
+                payments += [rec.smart_payment(p, command.tag, NO_CONTEXT) for p in result]
+            if len(rows) >= ARROW_ROWS:
+                yield to_table("smart_invoice_product_rows", rows, context)
                 rows = []
-            if len(payments) >= 2000:
-                yield _to("smart_invoice_payments", payments)
+            if len(payments) >= ARROW_ROWS:
+                yield to_table("smart_invoice_payments", payments, context)
                 payments = []
         if rows:
-            yield _to("smart_invoice_product_rows", rows)
+            yield to_table("smart_invoice_product_rows", rows, context)
         if payments:
-            yield _to("smart_invoice_payments", payments)
+            yield to_table("smart_invoice_payments", payments, context)
         finish(state, changed)
         open_ids = (set(state.get("open_ids", [])) - set(changed)) | {
             i for i, r in changed.items() if r["stage_id"] not in closed}
         state["open_ids"] = sorted(open_ids & live)
         marks = deletions(state, "smart", set(changed), live, run_at, context["account"])
         if marks:
-            yield _to("invoice_deletions", marks)
+            yield _marks(marks)
 
     @dlt.resource(name="legacy_invoices", write_disposition="merge", primary_key="id")
     def legacy_invoices() -> Iterator[object]:
@@ -292,16 +276,16 @@ def bitrix24_source(
             if not isinstance(product_rows, list):
                 raise SourceError(SOURCE_NAME, f"crm.invoice.get for invoice {invoice_id} has no PRODUCT_ROWS list.",
                                   "check the webhook's/app's crm scope; report it if it persists.")
-            rows += [rec.legacy_product_row(r, invoice_id, n, context) for n, r in enumerate(product_rows, start=1)]
-            if len(rows) >= 2000:
-                yield _to("legacy_invoice_product_rows", rows)
+            rows += [rec.legacy_product_row(r, invoice_id, n, NO_CONTEXT) for n, r in enumerate(product_rows, start=1)]
+            if len(rows) >= ARROW_ROWS:
+                yield to_table("legacy_invoice_product_rows", rows, context)
                 rows = []
         if rows:
-            yield _to("legacy_invoice_product_rows", rows)
+            yield to_table("legacy_invoice_product_rows", rows, context)
         finish(state, changed)
         state.pop("open_ids", None)  # kept by earlier versions, which re-read open legacy invoices
         marks = deletions(state, "legacy", set(changed), live, run_at, context["account"])
         if marks:
-            yield _to("invoice_deletions", marks)
+            yield _marks(marks)
 
     return (stages, currencies, recurring_templates, companies, smart_invoices, legacy_invoices)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
+from itertools import islice
 from urllib.parse import urlsplit
 
 import requests as _requests
@@ -327,13 +328,19 @@ class Bitrix24Client(RESTClient):
             yield from export.take(res, "p", size, self.fail)
             size = chain
 
-    def pump(self, pending: deque[Command], missing_ok: frozenset[str] = frozenset()
-             ) -> Iterator[tuple[Command, object, int | None]]:
+    def pump(self, pending: deque[Command], missing_ok: frozenset[str] = frozenset(),
+             more: Iterable[Command] = ()) -> Iterator[tuple[Command, object, int | None]]:
         """The batch engine: sends the queued commands 50 to a batch, whatever their methods, and yields
         ``(command, result, next)`` for each. The consumer may queue more while iterating (the next page of a
-        paged command). Commands whose item vanished (``missing_ok``) yield ``None``."""
-        while pending:
+        paged command): those go first, then ``more``, taken lazily (a large portal's per-invoice commands
+        are never all in memory at once). Every batch is full while commands remain. Commands whose item
+        vanished (``missing_ok``) yield ``None``."""
+        more = iter(more)
+        while True:
             take = [pending.popleft() for _ in range(min(MAX_BATCH, len(pending)))]
+            take += islice(more, MAX_BATCH - len(take))
+            if not take:
+                return
             res = self.batch({f"c{n}": (c.method, c.params) for n, c in enumerate(take)}, missing_ok=missing_ok)
             for n, command in enumerate(take):
                 nxt = res.next.get(f"c{n}")
@@ -343,8 +350,8 @@ class Bitrix24Client(RESTClient):
                  chunk: int = MAX_BATCH, missing_ok: frozenset[str] = frozenset()) -> Iterator[tuple[int, object]]:
         """One call per item (``crm.item.payment.list``, ``crm.invoice.get``), packed 50 to a batch.
         Items that vanished in between (an error code in ``missing_ok``) are skipped: the id sweep marks them."""
-        pending = deque(Command(method, make_params(i), i) for i in ids)
-        for command, result, _next in self.pump(pending, missing_ok):
+        commands = (Command(method, make_params(i), i) for i in ids)
+        for command, result, _next in self.pump(deque(), missing_ok, commands):
             if result is not None:
                 yield command.tag, result
 

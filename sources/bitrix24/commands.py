@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import quote
 
 from .settings import PAGE_SIZE
@@ -32,12 +33,20 @@ def php_query(params: dict, prefix: str = "") -> list[str]:
         name = f"{prefix}[{key}]" if prefix else str(key)
         if isinstance(value, (dict, list, tuple)):
             out += php_query(value if not isinstance(value, tuple) else list(value), name)
+        elif type(value) is int:  # ids, most of a batch's values: digits need no encoding
+            out.append(f"{_name(name)}={value}")
         else:
             text = "" if value is None else str(value)
             # the portal substitutes references in the raw command string, before decoding it
             encoded = "".join(part if n % 2 else quote(part, safe="") for n, part in enumerate(REF.split(text)))
-            out.append(f"{quote(name, safe='[]')}={encoded}")
+            out.append(f"{_name(name)}={encoded}")
     return out
+
+
+@lru_cache(maxsize=1024)
+def _name(name: str) -> str:
+    """A parameter's encoded name: the same few (``filter[=ownerId][3]``) in every command of a run."""
+    return quote(name, safe="[]")
 
 
 def describe_error(err: object) -> str:
