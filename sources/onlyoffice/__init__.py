@@ -14,19 +14,18 @@ they are snapshotted on every run under the run date.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import dlt
 import pendulum
+import pyarrow as pa
 from dlt.sources import DltResource
 
 from ..common import MONEY, PERCENT, QUANTITY, RATE, deletion_marks, money, resolve_credentials
 from .client import NotFound, OnlyofficeClient
 from .credentials import KINDS, OnlyofficePasswordCredentials, OnlyofficeTokenCredentials
-from .helpers import fail
+from .helpers import fail, in_parallel
 from .paging import scan
 from .records import invoice_record, item_record, line_records, tax_record
 from .settings import (
@@ -38,6 +37,7 @@ from .settings import (
     STATUS_DRAFT,
     VAT_TAX_PATTERN,
 )
+from .tables import DELETIONS, INVOICE_HINTS, INVOICES, LINES, batch, hints
 
 
 def _columns(**hints: dict) -> dict:
@@ -46,26 +46,15 @@ def _columns(**hints: dict) -> dict:
 
 
 TEXT, DATE, TS, BIGINT = {"data_type": "text"}, {"data_type": "date"}, {"data_type": "timestamp"}, {"data_type": "bigint"}
-INVOICE_COLUMNS = _columns(
-    id={"data_type": "bigint", "nullable": False}, number=TEXT, cost=MONEY, exchange_rate=RATE, issue_date=DATE,
-    due_date=DATE, issue_date_raw=TEXT, due_date_raw=TEXT, create_on_raw=TEXT, created_at=TS, consignee_id=BIGINT,
-    purchase_order_number=TEXT, terms=TEXT, description=TEXT, _scan={"data_type": "bigint", "dedup_sort": "desc"},
-)
-DELETION_COLUMNS = dict(id={"data_type": "bigint", "nullable": False}, is_deleted={"data_type": "bool"},
-                        deleted_at=TS, account=TEXT, invoice_id={"data_type": "bigint", "nullable": True})
-LINE_COLUMNS = _columns(
-    id={"data_type": "bigint", "nullable": False}, invoice_id={"data_type": "bigint", "nullable": False},
-    invoice_item_id=BIGINT, tax1_id=BIGINT, tax2_id=BIGINT, description=TEXT, quantity=QUANTITY, price=MONEY,
-    discount=PERCENT,
-)
 
 
-def _line_table_deletions(marks: list[dict]):
-    """Deletion marks yielded by the lines transformer. A table variant starts from the resource's own hints,
-    so the lines' merge key is dropped and their not-null ``invoice_id`` relaxed: neither belongs there."""
-    hints = dlt.mark.make_hints(table_name="invoice_deletions", write_disposition="merge", primary_key="id",
-                                merge_key="", columns=_columns(**DELETION_COLUMNS))
-    return dlt.mark.with_hints(marks, hints, create_table_variant=True)
+def _deletion_marks(marks: list[dict]):
+    """Deletion marks of the invoices (from the list) or of the lines transformer (a 404 on the detail call).
+    A table variant starts from the resource's own hints, so the lines' merge key is dropped and their
+    not-null ``invoice_id`` relaxed: neither belongs there."""
+    made = dlt.mark.make_hints(table_name="invoice_deletions", write_disposition="merge", primary_key="id",
+                               merge_key="", columns=hints(DELETIONS))
+    return dlt.mark.with_hints(marks, made, create_table_variant=True)
 
 
 @dlt.source(name="onlyoffice", max_table_nesting=0)
@@ -84,6 +73,8 @@ def onlyoffice_source(
     request_max_attempts: int = 5,
     request_backoff_factor: float = 1.0,
     rate_limit_waits: int = 30,
+    rate_limit: int = 500,
+    rate_window: float = 10.0,
 ) -> Iterator[DltResource]:
     """Args:
         base_url: the portal's root URL, e.g. ``https://crm.example.com`` (the API is at ``/api/2.0/``).
@@ -96,6 +87,8 @@ def onlyoffice_source(
         vat_tax_pattern: regular expression on tax names that marks a tax as VAT.
         rate_limit_waits: how often one request may wait out a 503 with Retry-After (the cloud's rate limit)
             before the run gives up; these waits do not count as failed attempts.
+        rate_limit, rate_window: the portal's limit (the cloud: 500 requests per 10 s); from its first 503 on,
+            every request is paced to it. ``rate_limit`` 0: no pacing, only ``Retry-After`` waited out.
     """
     found = resolve_credentials(SOURCE_NAME, KINDS, {"token": token, "username": username, "password": password},
                                 "no credentials are configured.", CREDENTIALS_FIX + ".")
@@ -110,65 +103,60 @@ def onlyoffice_source(
         raise fail(f"vat_tax_pattern is not a regular expression ({exc}).", f"fix {ENV}VAT_TAX_PATTERN.") from None
     client = OnlyofficeClient(base_url, token=token, username=username, password=password,
                               timeout=request_timeout, max_attempts=request_max_attempts,
-                              backoff_factor=request_backoff_factor, rate_limit_waits=rate_limit_waits)
+                              backoff_factor=request_backoff_factor, rate_limit_waits=rate_limit_waits,
+                              rate_limit=rate_limit, rate_window=rate_window)
     account_name = account or urlsplit(base_url).hostname or base_url
     run_at = pendulum.now("UTC")
     context = {"account": account_name}
     snapshot = {"snapshot_date": run_at.date(), **context}
+    stamp = {**context, "_extracted_at": run_at}  # the columns every invoice and line row gets
     fetched: set[int] = set()  # invoice ids whose details this run already read
     gone: set[int] = set()  # invoice ids whose details answered 404: deleted after the list was read
 
-    @dlt.resource(name="invoices", write_disposition="merge", primary_key="id", columns=INVOICE_COLUMNS)
+    @dlt.resource(name="invoices", write_disposition="merge", primary_key="id", columns=hints(INVOICES, INVOICE_HINTS))
     def invoices() -> Iterator[list[dict]]:
         state = dlt.current.resource_state()
         known: set[int] = set(state.get("known_ids", []))
         deleted: set[int] = set(state.get("deleted_ids", []))
         result: dict = {}
         for scan_no, rows in scan(client, "invoice/filter", page_size, sort_by, max_scan_attempts, result):
-            yield [dict(invoice_record(r, scan_no), **context, _extracted_at=run_at) for r in rows]
+            yield batch("invoices", [invoice_record(r, scan_no) for r in rows], stamp)
         live: set[int] = result["ids"] - gone
         marks, vanished = deletion_marks("id", known, deleted, result["yielded"], live, run_at)
         if marks:
-            yield dlt.mark.with_table_name([dict(m, **context) for m in marks], "invoice_deletions")
+            yield _deletion_marks([dict(m, **context) for m in marks])
         state["known_ids"] = sorted(live)
         state["deleted_ids"] = sorted(vanished)
         state["last_scan"] = {k: v for k, v in result.items() if k not in ("ids", "yielded")}
 
     # merge_key invoice_id: a refetched invoice replaces *all* its old lines (a draft may lose lines)
     @dlt.transformer(name="invoice_lines", write_disposition="merge", primary_key="id", merge_key="invoice_id",
-                     columns=LINE_COLUMNS)
-    def invoice_lines(rows: list[dict]) -> Iterator[list[dict]]:
+                     columns=hints(LINES))
+    def invoice_lines(page) -> Iterator[object]:
+        if not isinstance(page, pa.Table):
+            return  # deletion marks travel down the same pipe
         seen: dict = dlt.current.resource_state().setdefault("fingerprints", {})
-        todo = [r for r in rows if "_fingerprint" in r  # deletion marks travel down the same pipe
-                and r["id"] not in fetched  # a list read again after a shift repeats rows
+        rows = page.select(["id", "status_id", "_fingerprint"]).to_pylist()
+        todo = [r for r in rows if r["id"] not in fetched  # a list read again after a shift repeats rows
                 and (r["status_id"] == STATUS_DRAFT or seen.get(str(r["id"])) != r["_fingerprint"])]
         fetched.update(r["id"] for r in todo)
 
-        failed = threading.Event()
-
         def detail(row: dict) -> tuple[dict, list[dict] | None]:
-            if failed.is_set():
-                # the run has failed: the calls still queued would each go through every retry, and after a
-                # revoked login each would count towards the brute-force lock, before the error is reported
-                # (pool.map raises that error before any of these results is read)
-                return row, None
             try:
-                return row, line_records(client.fetch(f"invoice/{row['id']}"))
+                return row, line_records(client.fetch_one(f"invoice/{row['id']}"))
             except NotFound:
                 return row, None  # deleted between the list and this call
-            except BaseException:
-                failed.set()
-                raise
 
-        with ThreadPoolExecutor(max_workers=max(1, detail_workers)) as pool:
-            results = list(pool.map(detail, todo))
+        # After a failure the calls still queued are dropped: each would go through every retry, and after a
+        # revoked login each would count towards the brute-force lock, before the error is reported.
+        results = in_parallel(detail, todo, detail_workers)
         out = []
         for row, lines in results:
             if lines is not None:
-                out.extend(dict(line, **context, _extracted_at=run_at) for line in lines)
+                out.extend(lines)
                 seen[str(row["id"])] = row["_fingerprint"]
         if out:
-            yield out
+            yield batch("invoice_lines", out, stamp)
         vanished = {row["id"] for row, lines in results if lines is None} - gone
         if vanished:
             # Deleted between the list and the detail call: marked now, not one run late. The list may have
@@ -178,7 +166,7 @@ def onlyoffice_source(
             listed = dlt.current.resource_state("invoices")
             listed["known_ids"] = sorted(set(listed.get("known_ids", [])) - vanished)
             listed["deleted_ids"] = sorted(set(listed.get("deleted_ids", [])) | vanished)
-            yield _line_table_deletions([{"id": i, "is_deleted": True, "deleted_at": run_at, **context} for i in sorted(vanished)])
+            yield _deletion_marks([{"id": i, "is_deleted": True, "deleted_at": run_at, **context} for i in sorted(vanished)])
 
     @dlt.resource(name="taxes", write_disposition="merge", primary_key=("id", "snapshot_date"),
                   columns=_columns(rate=PERCENT, snapshot_date=DATE, description=TEXT))

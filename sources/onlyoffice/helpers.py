@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -21,6 +23,7 @@ log = logging.getLogger(__name__)
 # (should_retry); with one, the portal is throttling and RateLimitGate waits as long as it asks.
 RETRY_STATUSES = (502, 504)
 THROTTLE_STATUSES = (429, 503)
+PACE_MARGIN = 1.02  # the paced window is 2 % longer than the portal's: 10.2 s for its 10 s
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After is waited in steps, each one counted
 NOTHING_LOADED = "the run loaded nothing and the next run starts from the same state"
 
@@ -45,6 +48,35 @@ def envelope_error(resp) -> str | None:
     if isinstance(body, dict) and body.get("status") == 1 and isinstance(body.get("error"), dict):
         return str(body["error"].get("message") or "")
     return None
+
+
+# ---- parallel calls ------------------------------------------------------------------------------------------
+def in_parallel(call: Callable[[Any], Any], items: Sequence, workers: int) -> list:
+    """``[call(item) for item in items]`` on up to ``workers`` threads, each taking the next item: one task
+    per thread, not a future per item (those cost ~0.05 ms of the ~0.4 ms a detail call costs the client).
+    The first error stops every thread before its next item (the items not taken yet are dropped) and is
+    raised once all have stopped."""
+    results: list = [None] * len(items)
+    queue = iter(enumerate(items))
+    lock, stop = threading.Lock(), threading.Event()
+
+    def work() -> None:
+        while not stop.is_set():
+            with lock:
+                taken = next(queue, None)
+            if taken is None:
+                return
+            try:
+                results[taken[0]] = call(taken[1])
+            except BaseException:
+                stop.set()
+                raise
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        tasks = [pool.submit(work) for _ in range(min(max(1, workers), len(items)))]
+    for task in tasks:
+        task.result()
+    return results
 
 
 # ---- retries -----------------------------------------------------------------------------------------------
@@ -84,23 +116,41 @@ class RateLimitGate:
     """The cloud allows 500 requests per 10 s per IP and account and answers 503 with ``Retry-After`` above.
     A throttled answer is not a failure: the request waits as long as the portal asks and goes again, without
     using up the attempts meant for failures. Every thread waits, not only the one that was told: the others
-    would only prolong the storm."""
+    would only prolong the storm.
 
-    def __init__(self, max_waits: int):
+    From the first throttled answer on, the gate also paces every thread to the window itself (a sliding
+    window of the last ``limit`` send times, shared by all threads): a request goes out only when fewer than
+    ``limit`` went out in the last ``window`` seconds, so the portal is not run into again and no request
+    waits a whole rounded-up ``Retry-After``. Not before: a self-hosted portal has no such limit, and pacing
+    it would cap every load at 50 requests a second. The window is kept a little longer than the portal's
+    (``PACE_MARGIN``): a request reaches the portal some milliseconds after it was sent, and not every one
+    equally late. ``limit`` 0 turns pacing off (only ``Retry-After`` is then waited out)."""
+
+    def __init__(self, max_waits: int, limit: int = 500, window: float = 10.0):
         self.max_waits = max(0, max_waits)
         self.waits = 0
+        self.limit, self.window = max(0, limit), window * PACE_MARGIN
+        self.pacing = False
+        # send times, oldest first; room beyond the limit for requests in flight, whose time is taken out
+        # again when the portal refuses them
+        self._sent: deque[float] = deque(maxlen=self.limit + 64)
         self._resume_at = 0.0
         self._lock = threading.Lock()
 
     def send(self, attempt: Callable[[], Any]) -> Any:
         for n in range(self.max_waits + 1):
-            self._wait_turn()
+            sent_at = self._wait_turn()
             resp = attempt()
             delay = retry_after(resp)
             if delay is None or n == self.max_waits:
                 return resp  # a response still throttled after max_waits is reported by response_of
             with self._lock:
                 self.waits += 1
+                self.pacing = self.limit > 0
+                try:
+                    self._sent.remove(sent_at)  # the portal does not count a refused request
+                except ValueError:
+                    pass
                 resume_at = time.monotonic() + delay
                 if resume_at > self._resume_at:
                     if self._resume_at < time.monotonic():  # say it once per pause, not once per thread
@@ -109,12 +159,20 @@ class RateLimitGate:
                     self._resume_at = resume_at
         raise AssertionError("unreachable")
 
-    def _wait_turn(self) -> None:
+    def _wait_turn(self) -> float:
+        """Block until this request may go; returns the send time it was counted under."""
         while True:
             with self._lock:
-                pause = self._resume_at - time.monotonic()
-            if pause <= 0:
-                return
+                now = time.monotonic()
+                pause = self._resume_at - now
+                sent = self._sent
+                while sent and sent[0] <= now - self.window:
+                    sent.popleft()  # out of the window
+                if pause <= 0 and self.pacing and len(sent) >= self.limit:
+                    pause = sent[-self.limit] + self.window - now  # until the limit-th latest leaves
+                if pause <= 0:
+                    sent.append(now)
+                    return now
             time.sleep(pause)
 
 
