@@ -20,6 +20,10 @@ reporting_rate as (
         on rates.source_system = invoices.source_system
         and rates.account = invoices.account
         and rates.currency = '{{ reporting }}'
+    -- only the invoices the cross rate is for (see converted): most are in the reporting or the base
+    -- currency, and ranking every invoice's rates cost seconds at a million invoices
+    where invoices.currency is distinct from '{{ reporting }}'
+        and invoices.base_currency is distinct from '{{ reporting }}'
 ),
 
 converted as (

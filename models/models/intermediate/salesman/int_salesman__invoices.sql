@@ -2,38 +2,55 @@
 
 -- SalesMan rows folded into logical invoices (did, invoice number). A partial payment splits one invoice
 -- into rows that share both; their sum is what was invoiced, VAT sits on the first row only.
+-- One pass of GROUP BY, no window: at a million invoices the two windows this took (row number, all deleted)
+-- cost 4 s of sorting, the aggregate a fraction of it.
 with rows_ as (
-    select
-        *,
-        row_number() over (partition by account, did, invoice_number order by crid) as row_in_invoice,
-        min(case when is_deleted then 1 else 0 end) over (partition by account, did, invoice_number) as all_deleted
-    from {{ ref('stg_salesman__invoice_rows') }}
-),
-
-counted as (
-    -- rows deleted in the CRM stop counting, unless the whole invoice is gone (then it keeps its last amounts)
-    select *
-    from rows_
-    where not is_deleted or all_deleted = 1
-),
-
-first_row as (
-    select * from rows_ where row_in_invoice = 1
+    select * from {{ ref('stg_salesman__invoice_rows') }}
 ),
 
 totals as (
+    -- rows deleted in the CRM stop counting, unless the whole invoice is gone (then it keeps its last amounts):
+    -- each figure is kept twice, over the live rows and over all rows, and the right one chosen below
     select
         account,
         did,
         invoice_number,
-        sum(summa) as amount_gross,
-        sum(nds) as vat_amount,
-        sum(case when is_paid then summa else 0 end) as amount_paid,
-        max(case when is_paid then paid_on end) as last_paid_on,
-        max(case when is_declared_paid then 1 else 0 end) as has_declared_paid,
-        min(due_date) as due_date
-    from counted
+        min(crid) as first_crid,
+        sum(case when is_deleted then 0 else 1 end) as live_rows,
+        sum(case when not is_deleted then summa end) as live_gross,
+        sum(summa) as all_gross,
+        sum(case when not is_deleted then nds end) as live_vat,
+        sum(nds) as all_vat,
+        sum(case when not is_deleted and is_paid then summa else 0 end) as live_paid,
+        sum(case when is_paid then summa else 0 end) as all_paid,
+        max(case when not is_deleted and is_paid then paid_on end) as live_last_paid_on,
+        max(case when is_paid then paid_on end) as all_last_paid_on,
+        max(case when not is_deleted and is_declared_paid then 1 else 0 end) as live_declared_paid,
+        max(case when is_declared_paid then 1 else 0 end) as all_declared_paid,
+        min(case when not is_deleted then due_date end) as live_due_date,
+        min(due_date) as all_due_date
+    from rows_
     group by account, did, invoice_number
+),
+
+first_row as (
+    -- the invoice's first row (lowest crid): its client, dates, currency and bank account
+    select
+        rows_.*,
+        totals.live_rows = 0 as all_deleted,
+        case when totals.live_rows > 0 then totals.live_gross else totals.all_gross end as amount_gross,
+        case when totals.live_rows > 0 then totals.live_vat else totals.all_vat end as vat_amount,
+        case when totals.live_rows > 0 then totals.live_paid else totals.all_paid end as amount_paid,
+        case when totals.live_rows > 0 then totals.live_last_paid_on else totals.all_last_paid_on end as last_paid_on,
+        case when totals.live_rows > 0 then totals.live_declared_paid else totals.all_declared_paid end
+            as has_declared_paid,
+        case when totals.live_rows > 0 then totals.live_due_date else totals.all_due_date end as due_date_
+    from totals
+    inner join rows_
+        on rows_.account = totals.account
+        and rows_.did = totals.did
+        and rows_.invoice_number = totals.invoice_number
+        and rows_.crid = totals.first_crid
 ),
 
 joined as (
@@ -49,19 +66,15 @@ joined as (
         first_row.bank_account_id,
         first_row.deal_currency,
         first_row.deal_currency_course,
-        first_row.all_deleted = 1 as is_deleted,
-        totals.amount_gross,
-        totals.vat_amount,
-        totals.amount_paid,
-        totals.last_paid_on,
-        totals.has_declared_paid = 1 as has_declared_paid,
-        totals.due_date,
+        first_row.all_deleted as is_deleted,
+        first_row.amount_gross,
+        first_row.vat_amount,
+        first_row.amount_paid,
+        first_row.last_paid_on,
+        first_row.has_declared_paid = 1 as has_declared_paid,
+        first_row.due_date_ as due_date,
         bank.vat_rate_default
     from first_row
-    inner join totals
-        on totals.account = first_row.account
-        and totals.did = first_row.did
-        and totals.invoice_number = first_row.invoice_number
     left join {{ ref('stg_salesman__bank_accounts') }} as bank
         on bank.account = first_row.account
         and bank.bank_account_id = first_row.bank_account_id
