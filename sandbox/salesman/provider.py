@@ -512,10 +512,7 @@ class SalesmanProvider:
     def _deal_method(self, action: str, params: dict, iduser: int) -> Response:
         if action != "list":
             return self._error(402, "Неизвестный метод")
-        by_deal: dict[int, list[Row]] = {}
-        for r in self.rows.values():
-            by_deal.setdefault(r.did, []).append(r)
-        deals = [self.world.deal(d) for d in sorted(by_deal)]
+        by_deal, deals = self._deal_index()
         offset = int(params.get("offset") or 0)
         chunk = deals[offset * 200:(offset + 1) * 200]
         with_invoices = "invoice" in params
@@ -536,6 +533,17 @@ class SalesmanProvider:
             data.append(item)
         return self._ok({"data": data, "params": {"page": offset + 1 if offset == 0 else offset,
                                                    "pageall": -(-len(deals) // 200)}, "count": len(data)})
+
+    def _deal_index(self) -> tuple[dict[int, list[Row]], list]:
+        """Every deal's rows and the deals in id order, built once per data version (any change clears it):
+        grouping every row on each request made a run's ``deal/list`` reads quadratic in the rows."""
+        index = self._cache.get("deal_index")
+        if index is None:
+            by_deal: dict[int, list[Row]] = {}
+            for r in self.rows.values():
+                by_deal.setdefault(r.did, []).append(r)
+            index = self._cache["deal_index"] = (by_deal, [self.world.deal(d) for d in sorted(by_deal)])
+        return index
 
     def _currency_method(self, action: str, params: dict, iduser: int) -> Response:
         if action != "list":

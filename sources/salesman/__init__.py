@@ -13,6 +13,7 @@ List pages and detail calls go ``parallel_requests`` at a time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -24,19 +25,23 @@ from dlt.sources import DltResource
 
 from ..common import PERCENT, RATE, deletion_marks, money
 from .client import SalesmanClient, SalesmanCredentials
-from .helpers import deal_record, info_record, list_row_record, scan_invoice_list
-from .listing import DealIndex, ListRepair, fetch_details, hidden_list_row, hidden_rows
+from .helpers import deal_record, info_record, list_row_columns, scan_invoice_list
+from .listing import DealIndex, ListRepair, detail_arrays, fetch_details, hidden_list_row, hidden_rows
+from .memo import remember, remembered
 from .settings import DEAL_PAGE_SIZE
 from .tables import (
+    CONTEXT,
     DATE,
     DEALS,
     INVOICE_DETAILS,
     INVOICE_ROW_DELETIONS,
     INVOICE_ROW_HINTS,
     INVOICE_ROWS,
+    arrow_columns,
     arrow_schema,
     arrow_table,
     hints,
+    records_columns,
 )
 
 ROW_COLUMNS = hints(INVOICE_ROWS, INVOICE_ROW_HINTS)
@@ -47,6 +52,8 @@ DETAIL_COLUMNS = hints(INVOICE_DETAILS)
 DETAIL_SCHEMA = arrow_schema(INVOICE_DETAILS, dlt_columns=True)
 DELETION_COLUMNS = hints(INVOICE_ROW_DELETIONS)
 DELETION_SCHEMA = arrow_schema(INVOICE_ROW_DELETIONS, dlt_columns=True)
+# the columns the source fills (the others are the run's constants and dlt's own)
+DELETION_FIELDS = [name for name in INVOICE_ROW_DELETIONS if name not in CONTEXT and name != "_extracted_at"]
 DEAL_SCHEMA = arrow_schema(DEALS, dlt_columns=True)
 
 
@@ -113,68 +120,80 @@ def salesman_source(
         marks of rows that vanished. All of it happens in one resource because both depend on the whole
         snapshot: which rows changed, how many (per-row or bulk details), and which ids are gone."""
         state = dlt.current.resource_state()
-        known: dict[str, str] = state.get("fingerprints", {})
+        known, known_deals = remembered(state)  # crid -> fingerprint, crid -> did
         known_hidden = {int(c): d for c, d in state.get("hidden", {}).items()}
-        known_deals = {int(c): d for c, d in state.get("deals", {}).items() if int(c) not in known_hidden}
+        for crid in known_hidden:
+            known_deals.pop(crid, None)
         deleted: set[int] = set(state.get("deleted_ids", []))
         index = DealIndex(client, parallel_requests)
         repair = ListRepair(client, index, known_deals, parallel_requests)
         result: dict = {}
         current: dict[int, str] = {}
         deal_of: dict[int, int] = {}
-        buffer: list[dict] = []
+        buffer: list[dict] = []  # list rows as the server sent them, shaped column by column per batch
+        scans: list[int] = []
+
+        def rows_table() -> pa.Table:
+            columns = list_row_columns(buffer, scans[:], timezone, db_timezone)
+            for crid, fp, did in zip(columns["crid"], columns["_fingerprint"], columns["did"], strict=True):
+                current[crid], deal_of[crid] = fp, did
+            buffer.clear()
+            scans.clear()
+            return arrow_columns(columns, len(columns["crid"]), ROW_SCHEMA, constants)
+
         for scan, rows in scan_invoice_list(client, max_scan_attempts, result, parallel=parallel_requests,
                                             repair=repair, verify=repair.verify):
-            for row in rows:
-                rec = list_row_record(row, timezone, scan, db_timezone)
-                current[rec["crid"]] = rec["_fingerprint"]
-                deal_of[rec["crid"]] = rec["did"]
-                buffer.append(rec)
+            buffer += rows
+            scans += [scan] * len(rows)
             if len(buffer) >= ARROW_BATCH_ROWS:
-                yield arrow_table(buffer, ROW_SCHEMA, constants)
-                buffer = []
+                yield rows_table()
         live: set[int] = set(result["ids"])
 
         # Rows invoice/list never shows (deal owned by iduser=0) are in deal/list only. It is read on a first
         # load (bulk details need it anyway), on every run of an account known to have such rows, and when
         # new ids leave a hole that no listed row fills (a new hidden row, or one created and deleted since).
         newest = max(live | set(current), default=0)
-        everything = live | set(current) | {int(c) for c in known} | deleted | set(known_hidden)
+        everything = live | set(current) | set(known) | deleted | set(known_hidden)
         if not known or known_hidden or any(c not in everything
                                             for c in range(state.get("max_crid", 0) + 1, newest + 1)):
             index.read()
         hidden = hidden_rows(client, index, live, parallel_requests) if index.is_read else {}
         hidden_info: dict[int, dict] = {}
         for crid, (data, deal) in sorted(hidden.items()):
-            rec = list_row_record(hidden_list_row(data, deal, timezone, db_timezone), timezone, result["scans"],
-                                  db_timezone)
-            current[crid], deal_of[crid], hidden_info[crid] = rec["_fingerprint"], rec["did"], data
-            buffer.append(rec)
+            buffer.append(hidden_list_row(data, deal, timezone, db_timezone))
+            scans.append(result["scans"])
+            hidden_info[crid] = data
         if buffer:
-            yield arrow_table(buffer, ROW_SCHEMA, constants)
+            yield rows_table()
         live |= set(hidden)
 
-        stale = {crid: current[crid] for crid in sorted(live) if known.get(str(crid)) != current[crid]}
+        stale = {crid: current[crid] for crid in sorted(live) if known.get(crid) != current[crid]}
         fetched: set[int] = set()
-        # a hidden row's invoice/info is its details already
-        details = [info_record(hidden_info[c], timezone, stale.pop(c)) for c in sorted(hidden_info) if c in stale]
-        for batch in fetch_details(client, stale, len(set(deal_of.values())), timezone, index, parallel_requests):
-            details += batch
-            if len(details) >= ARROW_BATCH_ROWS:
-                fetched.update(rec["crid"] for rec in details)
-                yield _table(details, "invoice_details", DETAIL_COLUMNS, DETAIL_SCHEMA, constants)
-                details = []
-        if details:
-            fetched.update(rec["crid"] for rec in details)
-            yield _table(details, "invoice_details", DETAIL_COLUMNS, DETAIL_SCHEMA, constants)
+        parts: list[dict[str, pa.Array]] = []  # batches of details, columns as Arrow arrays
 
-        marks, vanished = deletion_marks("crid", {int(c) for c in known}, deleted, set(current), live, run_at)
+        def details_table() -> object:
+            columns = {name: pa.concat_arrays([part[name] for part in parts]) for name in parts[0]}
+            parts.clear()
+            fetched.update(columns["crid"].to_pylist())
+            return _table(columns, len(columns["crid"]), "invoice_details", DETAIL_COLUMNS, DETAIL_SCHEMA, constants)
+
+        # a hidden row's invoice/info is its details already
+        own = [info_record(hidden_info[c], timezone, stale.pop(c)) for c in sorted(hidden_info) if c in stale]
+        batches = fetch_details(client, stale, len(set(deal_of.values())), timezone, index, parallel_requests)
+        for batch in itertools.chain([detail_arrays(own)] if own else [], batches):
+            parts.append(batch)
+            if sum(len(part["crid"]) for part in parts) >= ARROW_BATCH_ROWS:
+                yield details_table()
+        if parts:
+            yield details_table()
+
+        marks, vanished = deletion_marks("crid", set(known), deleted, set(current), live, run_at)
         if marks:
-            yield _table(marks, "invoice_row_deletions", DELETION_COLUMNS, DELETION_SCHEMA, constants)
+            yield _table(records_columns(marks, DELETION_FIELDS), len(marks), "invoice_row_deletions",
+                         DELETION_COLUMNS, DELETION_SCHEMA, constants)
         # a row whose details could not be read (deleted in between) keeps no fingerprint: retried next run
         keep = {c for c in live if c in fetched or c not in stale}
-        state["fingerprints"] = {str(c): current[c] for c in sorted(keep)}
-        state["deals"] = {str(c): deal_of[c] for c in sorted(keep)}
+        remember(state, [(c, deal_of[c], current[c]) for c in sorted(keep)])
         state["hidden"] = {str(c): deal_of[c] for c in sorted(hidden)}
         state["max_crid"] = max(newest, state.get("max_crid", 0))
         state["deleted_ids"] = sorted(vanished)
@@ -218,7 +237,7 @@ def salesman_source(
     return (invoice_rows, deals, bank_accounts, currencies)
 
 
-def _table(items: list[dict], table: str, columns: dict, schema: pa.Schema, constants: dict) -> object:
-    """Route ``items`` to their own table with its own keys and column types."""
+def _table(items: dict[str, list], n: int, table: str, columns: dict, schema: pa.Schema, constants: dict) -> object:
+    """Route ``n`` rows given column by column to their own table with its own keys and column types."""
     hints_ = dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key="crid", columns=columns)
-    return dlt.mark.with_hints(arrow_table(items, schema, constants), hints_, create_table_variant=True)
+    return dlt.mark.with_hints(arrow_columns(items, n, schema, constants), hints_, create_table_variant=True)

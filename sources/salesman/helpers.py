@@ -205,7 +205,7 @@ def _fresh(rows: list[dict], seen: dict[int, str], ties: Counter[str]) -> list[d
         if crid in seen:
             ties[str(row.get("date_create"))] += 1
             continue
-        seen[crid] = row["_fingerprint"] = fingerprint(row)  # kept for list_row_record
+        seen[crid] = row["_fingerprint"] = fingerprint(row)  # kept for list_row_columns
         out.append(row)
     return out
 
@@ -236,31 +236,50 @@ def list_row_record(row: dict, zone: str, scan: int, db_zone: str | None = None)
 
     The list renders ``date_create`` in the *database server's* zone (its own MySQL connection never sets
     the account zone, unlike ``invoice/info``): ``db_zone`` when the two differ. The business date is the
-    creation date in the account's zone.
+    creation date in the account's zone. The list's own ``do`` depends on the caller's rights: ``color is
+    null`` is the reliable paid test.
     """
-    created_at = parse_local_datetime(row.get("date_create"), db_zone or zone)
+    return {name: values[0] for name, values in list_row_columns([row], [scan], zone, db_zone).items()}
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _created(text: str | None, zone: str, db_zone: str) -> tuple[datetime | None, date | None]:
+    # rows share creation times (whole minutes, remainder rows): parse each distinct one once
+    created_at = parse_local_datetime(text, db_zone)
+    return created_at, created_at.astimezone(_zone(zone)).date() if created_at else None
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _date_of(text: str | None) -> date | None:
+    # few distinct dates among many rows: parse each once
+    return parse_date(text)
+
+
+def list_row_columns(rows: list[dict], scans: list[int], zone: str, db_zone: str | None = None) -> dict[str, list]:
+    """The same values as :func:`list_row_record` of each row, column by column (one list per column, no
+    dict per row): the first load shapes every row of the list, so this is its hot path."""
+    created = [_created(r.get("date_create"), zone, db_zone or zone) for r in rows]
     return {
-        "crid": int(row["crid"]),
-        "did": int(row["did"]) if row.get("did") is not None else None,
-        "clid": int(row["clid"]) if row.get("clid") is not None else None,
-        "client": row.get("client"),
-        "pid": row.get("pid") or None,
-        "person": row.get("person"),
-        "deal": row.get("deal"),
-        "invoice": None if row.get("invoice") is None else str(row["invoice"]),
-        "contract": row.get("contract") or None,
-        "summa": money(row["summa"]),
-        "date_create": row.get("date_create"),
-        "created_at": created_at,
-        "issue_date": created_at.astimezone(_zone(zone)).date() if created_at else None,
-        "date_plan": parse_date(row.get("date_plan")),
-        "date_fact": parse_date(row.get("date_fact")),
-        # The list's own `do` depends on the caller's rights; `color is null` is the reliable paid test.
-        "is_paid_list": row.get("color") is None,
-        "mc": row.get("mc"),
-        "company": row.get("company"),
-        "_fingerprint": row.get("_fingerprint") or fingerprint(row),
-        "_scan": scan,
+        "crid": [int(r["crid"]) for r in rows],
+        "did": [None if (v := r.get("did")) is None else int(v) for r in rows],
+        "clid": [None if (v := r.get("clid")) is None else int(v) for r in rows],
+        "client": [r.get("client") for r in rows],
+        "pid": [r.get("pid") or None for r in rows],
+        "person": [r.get("person") for r in rows],
+        "deal": [r.get("deal") for r in rows],
+        "invoice": [None if (v := r.get("invoice")) is None else str(v) for r in rows],
+        "contract": [r.get("contract") or None for r in rows],
+        "summa": [money(r["summa"]) for r in rows],
+        "date_create": [r.get("date_create") for r in rows],
+        "created_at": [c[0] for c in created],
+        "issue_date": [c[1] for c in created],
+        "date_plan": [_date_of(r.get("date_plan")) for r in rows],
+        "date_fact": [_date_of(r.get("date_fact")) for r in rows],
+        "is_paid_list": [r.get("color") is None for r in rows],
+        "mc": [r.get("mc") for r in rows],
+        "company": [r.get("company") for r in rows],
+        "_fingerprint": [r.get("_fingerprint") or fingerprint(r) for r in rows],
+        "_scan": scans,
     }
 
 
@@ -300,20 +319,36 @@ def info_record(data: dict, zone: str, list_fp: str) -> dict:
     }
 
 
-def deal_invoice_record(item: dict, did: int, list_fp: str) -> dict:
-    """An invoice entry of ``deal/list`` with ``invoice: true``: the same VAT, raw paid flag, type and bank
-    account as ``invoice/info``, without the deal's display currency (deal/list does not expose it)."""
+# the fields of a details record, as info_record and deal_invoice_columns build them
+INFO_FIELDS = ("crid", "invoice", "datum", "created_at", "datum_credit", "invoice_date", "contractnum", "summa", "nds",
+               "clid", "did", "tip", "rs", "iduser", "do", "is_paid", "template_id", "currency_id", "currency_code",
+               "currency_course_current", "course_id", "course", "course_datum", "_list_fingerprint", "details_via")
+
+
+def deal_invoice_columns(entries: list[tuple[int, int, dict]]) -> dict[str, list]:
+    """The details of each ``(crid, did, item)`` from an invoice entry of ``deal/list`` with
+    ``invoice: true``, column by column (a first load gives every row its details this way): the same VAT,
+    raw paid flag, type and bank account as ``invoice/info``, without the deal's display currency (deal/list
+    does not expose it)."""
+    items = [e[2] for e in entries]
+    n = len(entries)
+    nothing = [None] * n
+    dos = [i.get("do") for i in items]
     return {
-        "crid": int(item["id"]), "invoice": None if item.get("invoice") is None else str(item["invoice"]),
-        "datum": None, "created_at": None, "datum_credit": None,
-        "invoice_date": parse_date(item.get("date_do")), "contractnum": item.get("contract"),
-        "summa": money(item.get("summa")),
-        "nds": money(item.get("nds")) if item.get("nds") is not None else Decimal("0"),
-        "clid": None, "did": did, "tip": item.get("tip"), "rs": as_int(item.get("rs")), "iduser": None,
-        "do": item.get("do"), "is_paid": parse_paid_flag(item.get("do")), "template_id": None,
-        "currency_id": None, "currency_code": None, "currency_course_current": None, "course_id": None,
-        "course": None, "course_datum": None, "_list_fingerprint": list_fp, "details_via": "deal/list",
+        "crid": [e[0] for e in entries], "invoice": [None if (v := i.get("invoice")) is None else str(v) for i in items],
+        "datum": nothing, "created_at": nothing, "datum_credit": nothing,
+        "invoice_date": [_date_of(i.get("date_do")) for i in items], "contractnum": [i.get("contract") for i in items],
+        "summa": [money(i.get("summa")) for i in items],
+        "nds": [ZERO if (v := i.get("nds")) is None else money(v) for i in items],
+        "clid": nothing, "did": [e[1] for e in entries], "tip": [i.get("tip") for i in items],
+        "rs": [as_int(i.get("rs")) for i in items], "iduser": nothing, "do": dos,
+        "is_paid": [parse_paid_flag(d) for d in dos], "template_id": nothing, "currency_id": nothing,
+        "currency_code": nothing, "currency_course_current": nothing, "course_id": nothing, "course": nothing,
+        "course_datum": nothing, "details_via": ["deal/list"] * n,
     }
+
+
+ZERO = Decimal("0")
 
 
 def deal_record(deal: dict) -> dict:

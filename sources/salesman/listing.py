@@ -11,30 +11,47 @@ never shows; those are read one by one through ``invoice/info`` (:func:`hidden_r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from array import array
+from collections import deque
+from collections.abc import Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
 
 import pendulum
+import pyarrow as pa
 
 from .client import SalesmanClient
-from .helpers import deal_invoice_record, info_record, read_pages
+from .helpers import INFO_FIELDS, deal_invoice_columns, info_record, read_pages
 from .settings import BULK_DETAILS_MIN_ROWS, DEAL_PAGE_SIZE, INVOICE_LIST_ORDER, VERIFY_DEALS_BEFORE_INDEX
+from .tables import INVOICE_DETAILS, arrow_schema, records_columns
 
 
 def parallel_map(fn, items: Iterable, parallel: int) -> Iterator:
-    """``map(fn, items)`` with up to ``parallel`` calls in flight, results in input order."""
-    items = list(items)
-    if parallel <= 1 or len(items) <= 1:
+    """``map(fn, items)`` with up to ``parallel`` calls in flight, results in input order; only a bounded
+    window of results waits for the reader, so memory stays flat however many items there are."""
+    items = iter(items)
+    if parallel <= 1:
         yield from map(fn, items)
         return
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="salesman") as pool:
-        futures = [pool.submit(fn, item) for item in items]
+        ahead = deque(pool.submit(fn, item) for item in islice(items, 2 * parallel))
         try:
-            for future in futures:
-                yield future.result()
+            while ahead:
+                future = ahead.popleft()
+                result = future.result()
+                nxt = next(items, _END)
+                if nxt is not _END:
+                    ahead.append(pool.submit(fn, nxt))
+                yield result
         finally:
-            for future in futures:
+            for future in ahead:
                 future.cancel()
+
+
+_END = object()
+# a deal/list invoice entry's details, typed as the invoice_details table keeps them (no list fingerprint yet)
+DETAIL_TYPES = {field.name: field.type for field in arrow_schema(INVOICE_DETAILS)}
 
 
 class DealIndex:
@@ -42,39 +59,58 @@ class DealIndex:
     read at most once per run and only when something needs it.
 
     ``active: false`` means *all* deals: the server compares loosely and inverts true/false. Only what the
-    run uses is kept: each row's deal and its ``deal/list`` entry, and each deal's names and owner.
+    run uses is kept, compactly (a million rows must fit in memory): per page, its rows' ids and deals as
+    arrays and their details as Arrow arrays; each deal's names and owner as a tuple.
     """
 
     def __init__(self, client: SalesmanClient, parallel: int = 1):
         self.client, self.parallel = client, parallel
-        self.rows: dict[int, tuple[int, dict]] | None = None  # crid -> (did, invoice entry)
-        self.deals: dict[int, dict] = {}
+        self.is_read = False
+        self.crids, self.dids = array("q"), array("q")  # every row: its id and its deal
+        self.pages: list[tuple[int, int, dict[str, pa.Array]]] = []  # (start, end) in crids, the rows' details
+        self._deals: dict[int, tuple] = {}
 
-    @property
-    def is_read(self) -> bool:
-        return self.rows is not None
+    def deal(self, did: int) -> dict:
+        """A deal's names and owner (``{}`` when deal/list did not have it)."""
+        values = self._deals.get(did)
+        return dict(zip(DEAL_KEYS, values, strict=True)) if values else {}
+
+    def lacking(self, ids: Container[int]) -> dict[int, int]:
+        """crid -> did of every row the index has and ``ids`` lacks."""
+        return {crid: did for crid, did in zip(self.read().crids, self.dids, strict=True) if crid not in ids}
+
+    def having(self, crids: set[int]) -> set[int]:
+        """The rows of ``crids`` the index has."""
+        return {crid for crid in self.read().crids if crid in crids} if crids else set()
 
     def read(self) -> DealIndex:
-        if self.rows is not None:
+        if self.is_read:
             return self
-        rows: dict[int, tuple[int, dict]] = {}
 
         def page(offset: int) -> dict:
+            # `active: false` means *all* deals: the server compares loosely and inverts true/false
             return self.client.call("deal/list", {"offset": offset, "active": False, "invoice": True})
 
         first = page(0)
         pageall = int((first.get("params") or {}).get("pageall") or 0)
-        bodies = [first]
-        if len(first.get("data") or []) >= DEAL_PAGE_SIZE and pageall > 1:
-            bodies += parallel_map(page, range(1, pageall), self.parallel)
-        for body in bodies:
+        more = range(1, pageall) if len(first.get("data") or []) >= DEAL_PAGE_SIZE and pageall > 1 else ()
+        for body in itertools.chain([first], parallel_map(page, more, self.parallel)):
+            entries = []
             for deal in body.get("data") or []:
                 did = int(deal["did"])
-                self.deals[did] = {k: deal.get(k) for k in ("title", "clid", "clientTitle", "iduser")}
-                for item in deal.get("invoice") or []:
-                    rows[int(item["id"])] = (did, item)
-        self.rows = rows
+                self._deals[did] = tuple(deal.get(k) for k in DEAL_KEYS)
+                entries += ((int(item["id"]), did, item) for item in deal.get("invoice") or [])
+            start = len(self.crids)
+            self.crids.extend(e[0] for e in entries)
+            self.dids.extend(e[1] for e in entries)
+            columns = deal_invoice_columns(entries)
+            self.pages.append((start, len(self.crids),
+                               {name: pa.array(values, type=DETAIL_TYPES[name]) for name, values in columns.items()}))
+        self.is_read = True
         return self
+
+
+DEAL_KEYS = ("title", "clid", "clientTitle", "iduser")
 
 
 class ListRepair:
@@ -104,7 +140,7 @@ class ListRepair:
         yield from self._read_deals({did for crid, did in self.known_deals.items() if crid not in seen}, seen)
         if len(seen) >= count:
             return
-        missing = {did for crid, (did, _item) in self.index.read().rows.items() if crid not in seen}
+        missing = set(self.index.lacking(seen).values())
         yield from self._read_deals(missing, seen)
 
     def verify(self, ids: set[int]) -> bool:
@@ -116,10 +152,10 @@ class ListRepair:
         if len({self.known_deals[crid] for crid in suspects}) > VERIFY_DEALS_BEFORE_INDEX:
             self.index.read()  # many deletions: the rows deal/list no longer has are gone, no need to ask
         if self.index.is_read:
-            suspects = {crid for crid in suspects if crid in self.index.rows}
+            suspects = self.index.having(suspects)
         dids = {self.known_deals[crid] for crid in suspects}
         if self.index.is_read:
-            lacking = {crid: did for crid, (did, _item) in self.index.rows.items() if crid not in ids}
+            lacking = self.index.lacking(ids)
             suspects |= set(lacking)
             dids |= set(lacking.values())
         if not suspects:
@@ -151,13 +187,13 @@ def hidden_rows(client: SalesmanClient, index: DealIndex, live: set[int],
     """Rows that exist but ``invoice/list`` does not show (their deal is owned by ``iduser=0``), as
     ``crid -> (invoice/info data, deal)``: every row of the deal index that the complete list lacks, read
     through ``invoice/info`` (deal/list lacks the planned date; a row deleted since answers ``crid: 0``)."""
-    wanted = {crid: did for crid, (did, _item) in index.read().rows.items() if crid not in live}
+    wanted = index.lacking(live)
     found: dict[int, tuple[dict, dict]] = {}
     infos = parallel_map(lambda crid: client.call("invoice/info", {"id": crid}).get("data") or {}, sorted(wanted),
                          parallel)
     for crid, data in zip(sorted(wanted), infos, strict=True):
         if data.get("crid"):
-            found[crid] = (data, index.deals.get(wanted[crid]) or {})
+            found[crid] = (data, index.deal(wanted[crid]))
     return found
 
 
@@ -176,8 +212,9 @@ def hidden_list_row(data: dict, deal: dict, zone: str, db_zone: str | None) -> d
 
 
 def fetch_details(client: SalesmanClient, stale: dict[int, str], deals: int, zone: str, index: DealIndex,
-                  parallel: int = 1, batch: int = 500) -> Iterator[list[dict]]:
-    """Details of the rows in ``stale`` (crid -> list fingerprint), the cheaper way.
+                  parallel: int = 1, batch: int = 500) -> Iterator[dict[str, pa.Array]]:
+    """Details of the rows in ``stale`` (crid -> list fingerprint), the cheaper way, in batches given column
+    by column (name -> Arrow array).
 
     One ``invoice/info`` per row costs len(stale) requests (also gives the deal's display currency);
     ``deal/list`` with ``invoice: true`` returns every invoice of 200 deals per request, so a first load or
@@ -188,15 +225,24 @@ def fetch_details(client: SalesmanClient, stale: dict[int, str], deals: int, zon
     bulk_pages = -(-deals // DEAL_PAGE_SIZE)
     left = dict(stale)
     if len(stale) > 2 * bulk_pages + BULK_DETAILS_MIN_ROWS:
-        out = []
-        for crid, (did, item) in index.read().rows.items():
-            if crid in left:
-                out.append(deal_invoice_record(item, did, left.pop(crid)))
-                if len(out) >= batch:
-                    yield out
-                    out = []
-        if out:
-            yield out
+        parts, rows = [], 0
+        index.read()
+        for start, end, columns in index.pages:
+            crids = index.crids[start:end]
+            mask = [crid in left for crid in crids]
+            if not any(mask):
+                continue
+            chosen = pa.array(mask) if not all(mask) else None
+            part = {name: values if chosen is None else values.filter(chosen) for name, values in columns.items()}
+            part["_list_fingerprint"] = pa.array([left.pop(c) for c, m in zip(crids, mask, strict=True) if m],
+                                                 type=pa.string())
+            parts.append(part)
+            rows += len(part["crid"])
+            if rows >= batch:
+                yield _concat(parts)
+                parts, rows = [], 0
+        if parts:
+            yield _concat(parts)
     crids = list(left)  # few rows, or rows deal/list did not show
     for start in range(0, len(crids), batch):
         chunk = crids[start:start + batch]
@@ -206,4 +252,13 @@ def fetch_details(client: SalesmanClient, stale: dict[int, str], deals: int, zon
         out = [info_record(data, zone, left[crid]) for crid, data in zip(chunk, infos, strict=True)
                if data.get("crid")]
         if out:
-            yield out
+            yield detail_arrays(out)
+
+
+def detail_arrays(records: list[dict]) -> dict[str, pa.Array]:
+    """Details records (``info_record``) as Arrow arrays, a column each."""
+    return {name: pa.array(values, type=DETAIL_TYPES[name]) for name, values in records_columns(records, INFO_FIELDS).items()}
+
+
+def _concat(parts: list[dict[str, pa.Array]]) -> dict[str, pa.Array]:
+    return {name: pa.concat_arrays([part[name] for part in parts]) for name in parts[0]}

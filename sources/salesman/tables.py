@@ -80,18 +80,32 @@ def arrow_table(rows: list[dict], schema: pa.Schema, constants: dict | None = No
     """``rows`` as an Arrow table of ``schema``: each column from the rows' values, or from ``constants``
     (one value for every row); dlt's two columns, when the schema has them, as dlt fills them (this
     package's load id, a random row id)."""
+    names = [f.name for f in schema if f.name not in (constants or {}) and f.name not in DLT_NAMES]
+    return arrow_columns({name: [row.get(name) for row in rows] for name in names}, len(rows), schema, constants)
+
+
+DLT_NAMES = frozenset(f.name for f in DLT_COLUMNS)
+
+
+def records_columns(records: list[dict], names: Iterable[str]) -> dict[str, list]:
+    """Records (dicts) as columns: name -> the records' values in order."""
+    return {name: [rec.get(name) for rec in records] for name in names}
+
+
+def arrow_columns(columns: dict[str, list], n: int, schema: pa.Schema, constants: dict | None = None) -> pa.Table:
+    """:func:`arrow_table` of rows given column by column (``columns``: name -> ``n`` values); a constant
+    column is one value repeated (an Arrow constant array, not a list of ``n`` values)."""
     constants = dict(constants or {})
     if "_dlt_id" in schema.names:
         constants["_dlt_load_id"] = dlt.current.load_package_state()["load_id"]
-    n = len(rows)
     arrays = []
     for field in schema:
         name = field.name
         if name == "_dlt_id":
-            values = generate_dlt_ids(n)
+            arrays.append(pa.array(generate_dlt_ids(n), type=field.type))
         elif name in constants:
-            values = [constants[name]] * n
+            arrays.append(pa.repeat(pa.scalar(constants[name], type=field.type), n))
         else:
-            values = [row.get(name) for row in rows]
-        arrays.append(pa.array(values, type=field.type))
+            values = columns[name]
+            arrays.append(values if isinstance(values, pa.Array) else pa.array(values, type=field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
