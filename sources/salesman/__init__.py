@@ -26,9 +26,16 @@ from dlt.sources import DltResource
 from ..common import PERCENT, RATE, deletion_marks, money
 from .client import SalesmanClient, SalesmanCredentials
 from .helpers import deal_record, info_record, list_row_columns, scan_invoice_list
-from .listing import DealIndex, ListRepair, detail_arrays, fetch_details, hidden_list_row, hidden_rows
+from .listing import (
+    DealIndex,
+    ListRepair,
+    deal_pages,
+    detail_arrays,
+    fetch_details,
+    hidden_list_row,
+    hidden_rows,
+)
 from .memo import remember, remembered
-from .settings import DEAL_PAGE_SIZE
 from .tables import (
     CONTEXT,
     DATE,
@@ -203,20 +210,14 @@ def salesman_source(
 
     @dlt.resource(name="deals", write_disposition="merge", primary_key="did", columns=hints(DEALS))
     def deals() -> Iterator[pa.Table]:
-        offset, buffer = 0, []
-        while True:
-            # `active: false` means *all* deals: the server compares loosely and inverts true/false.
-            body = client.call("deal/list", {"offset": offset, "active": False, "order": "datum"})
-            data = body.get("data") or []
-            buffer += map(deal_record, data)
-            pageall = int((body.get("params") or {}).get("pageall") or 0)
-            last = len(data) < DEAL_PAGE_SIZE or offset + 1 >= pageall
-            if buffer and (last or len(buffer) >= ARROW_BATCH_ROWS):
+        buffer = []
+        for body in deal_pages(client, {"order": "datum"}, parallel_requests):
+            buffer += map(deal_record, body.get("data") or [])
+            if len(buffer) >= ARROW_BATCH_ROWS:
                 yield arrow_table(buffer, DEAL_SCHEMA, context)
                 buffer = []
-            if last:
-                return
-            offset += 1
+        if buffer:
+            yield arrow_table(buffer, DEAL_SCHEMA, context)
 
     @dlt.resource(name="bank_accounts", write_disposition="replace", columns={"nds_default": dict(PERCENT)})
     def bank_accounts() -> Iterator[list[dict]]:

@@ -11,7 +11,6 @@ never shows; those are read one by one through ``invoice/info`` (:func:`hidden_r
 
 from __future__ import annotations
 
-import itertools
 from array import array
 from collections import deque
 from collections.abc import Container, Iterable, Iterator
@@ -87,14 +86,7 @@ class DealIndex:
         if self.is_read:
             return self
 
-        def page(offset: int) -> dict:
-            # `active: false` means *all* deals: the server compares loosely and inverts true/false
-            return self.client.call("deal/list", {"offset": offset, "active": False, "invoice": True})
-
-        first = page(0)
-        pageall = int((first.get("params") or {}).get("pageall") or 0)
-        more = range(1, pageall) if len(first.get("data") or []) >= DEAL_PAGE_SIZE and pageall > 1 else ()
-        for body in itertools.chain([first], parallel_map(page, more, self.parallel)):
+        for body in deal_pages(self.client, {"invoice": True}, self.parallel):
             entries = []
             for deal in body.get("data") or []:
                 did = int(deal["did"])
@@ -111,6 +103,20 @@ class DealIndex:
 
 
 DEAL_KEYS = ("title", "clid", "clientTitle", "iduser")
+
+
+def deal_pages(client: SalesmanClient, params: dict, parallel: int = 1) -> Iterator[dict]:
+    """Every page of ``deal/list`` (200 deals a page, 0-based ``offset``) with ``params``, in order: the first
+    says how many there are, the others come ``parallel`` at a time. ``active: false`` means *all* deals:
+    the server compares loosely and inverts true/false."""
+    def page(offset: int) -> dict:
+        return client.call("deal/list", {"offset": offset, "active": False, **params})
+
+    first = page(0)
+    yield first
+    pageall = int((first.get("params") or {}).get("pageall") or 0)
+    if len(first.get("data") or []) >= DEAL_PAGE_SIZE and pageall > 1:
+        yield from parallel_map(page, range(1, pageall), parallel)
 
 
 class ListRepair:
