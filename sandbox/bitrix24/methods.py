@@ -4,6 +4,7 @@ currencies, companies), with paging by ``start`` and the id export (``start=-1``
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -66,22 +67,36 @@ class CrmMethods:
             fast = int(params.get("start", 0) or 0) < 0 and order == {id_field: "ASC"}
         except (TypeError, ValueError):
             fast = False
-        invoices = sorted(self._live(kinds), key=lambda i: i.id)
         if fast and (flt is None or isinstance(flt, dict)):
             rest = dict(flt or {})
             bound = rest.pop(f">{id_field}", "")
-            if str(bound).lstrip("-").isdigit():
-                invoices = [i for i in invoices if i.id > int(bound)]
+            ordered, ids = self._by_id_order()
+            # an export page starts right after its lower bound: no pass over the whole portal per page
+            first = bisect_right(ids, int(bound)) if str(bound).lstrip("-").isdigit() else 0
             rows: list[dict] = []
-            for inv in invoices:
+            for inv in (ordered[n] for n in range(first, len(ordered))):
+                if inv.deleted or inv.kind not in kinds:
+                    continue
                 row = self._render(inv)
                 if not rest or filter_rows([row], rest, fields, self.zone):
                     rows.append(row)
                     if len(rows) == PAGE:
                         break
             return {"rows": rows, "total": 0}
+        invoices = sorted(self._live(kinds), key=lambda i: i.id)
         rows = filter_rows([self._render(i) for i in invoices], flt, fields, self.zone)
         return self._page(order_rows(rows, order, fields), params)
+
+    def _by_id_order(self) -> tuple[list[Invoice], list[int]]:
+        """Every invoice (deleted ones too) by id, with the ids for bisecting; sorted again only when
+        invoices were added (ids never change; deletion is a flag checked per row)."""
+        invoices = self.world.invoices["bitrix24"]
+        key = (id(invoices), len(invoices))
+        if getattr(self, "_order_key", None) != key:
+            self._ordered = sorted(invoices, key=lambda i: i.id)
+            self._ordered_ids = [i.id for i in self._ordered]
+            self._order_key = key
+        return self._ordered, self._ordered_ids
 
     def _page(self, rows: list, params: dict) -> dict:
         try:
