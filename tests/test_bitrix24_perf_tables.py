@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from crm_invoices.sources.arrow import arrow_table
 from crm_invoices.sources.bitrix24 import tables
 from crm_invoices.sources.bitrix24.client import Bitrix24Client
 from crm_invoices.sources.bitrix24.commands import BatchResult, Command
@@ -41,7 +42,7 @@ def test_rows_and_constants_become_columns(monkeypatch):
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
     rows = [{"id": 1, "invoice_id": 7, "amount": Decimal("10.50"), "paid": True},
             {"id": 2, "invoice_id": 7, "amount": None, "currency": "RUB"}]
-    table = tables._arrow(rows, tables.SCHEMAS["smart_invoice_payments"], {"account": "spb", "_extracted_at": at})
+    table = arrow_table(rows, tables.SCHEMAS["smart_invoice_payments"], {"account": "spb", "_extracted_at": at})
     got = table.to_pylist()
     assert [r["amount"] for r in got] == [Decimal("10.50"), None]
     assert [r["currency"] for r in got] == [None, "RUB"] and [r["paid"] for r in got] == [True, None]

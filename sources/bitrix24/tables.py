@@ -11,9 +11,8 @@ The small tables (dictionaries, companies, deletion marks) stay rows: Arrow woul
 from __future__ import annotations
 
 import dlt
-import pyarrow as pa
-from dlt.common.normalizers.utils import generate_dlt_ids
 
+from ..arrow import arrow_schema, arrow_table
 from ..common import MONEY, PERCENT, QUANTITY
 
 KEY = {"data_type": "bigint", "nullable": False}
@@ -64,20 +63,7 @@ ARROW_TABLES = {
     "legacy_invoice_product_rows": (LEGACY_PRODUCT_ROWS, "invoice_id"),
     "smart_invoice_payments": (SMART_PAYMENTS, "invoice_id"),
 }
-_ARROW = {"bigint": pa.int64(), "text": pa.string(), "bool": pa.bool_(), "date": pa.date32(),
-          "timestamp": pa.timestamp("us", tz="UTC")}
-
-
-def _field(name: str, hint: dict) -> pa.Field:
-    kind = hint["data_type"]
-    typ = pa.decimal128(hint["precision"], hint["scale"]) if kind == "decimal" else _ARROW[kind]
-    return pa.field(name, typ, nullable=hint.get("nullable", True))
-
-
-# dlt's two columns close every schema, NOT NULL as its JSON normalizer made them in warehouses loaded before
-DLT_FIELDS = [pa.field("_dlt_load_id", pa.string(), nullable=False), pa.field("_dlt_id", pa.string(), nullable=False)]
-SCHEMAS = {table: pa.schema([_field(n, h) for n, h in columns.items()] + DLT_FIELDS)
-           for table, (columns, _) in ARROW_TABLES.items()}
+SCHEMAS = {table: arrow_schema(columns, dlt_columns=True) for table, (columns, _) in ARROW_TABLES.items()}
 
 
 def hints(table: str) -> dict:
@@ -91,22 +77,4 @@ def to_table(table: str, rows: list[dict], constants: dict) -> object:
     _columns, merge_key = ARROW_TABLES[table]
     made = dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key="id",
                                merge_key=merge_key, columns=hints(table))
-    return dlt.mark.with_hints(_arrow(rows, SCHEMAS[table], constants), made, create_table_variant=True)
-
-
-def _arrow(rows: list[dict], schema: pa.Schema, constants: dict) -> pa.Table:
-    """Column by column: a constant repeated, dlt's load id and fresh row ids, or the rows' values (a column
-    no row has is all null). Money stays exact: Decimals go into decimal128 as they are (a value with more
-    places than the column is refused, not rounded, as on the JSON path)."""
-    n = len(rows)
-    fixed = {**constants, "_dlt_load_id": dlt.current.load_package_state()["load_id"]}
-    arrays = []
-    for field in schema:
-        if field.name == "_dlt_id":
-            arrays.append(pa.array(generate_dlt_ids(n), type=field.type))
-        elif field.name in fixed:
-            arrays.append(pa.repeat(pa.scalar(fixed[field.name], type=field.type), n))
-        else:
-            name = field.name
-            arrays.append(pa.array([row.get(name) for row in rows], type=field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    return dlt.mark.with_hints(arrow_table(rows, SCHEMAS[table], constants), made, create_table_variant=True)

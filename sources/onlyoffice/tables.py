@@ -8,10 +8,9 @@ Both go to dlt as Arrow tables: its row-by-row JSON normalizer took ~20 % of a 2
 
 from __future__ import annotations
 
-import dlt
 import pyarrow as pa
-from dlt.common.normalizers.utils import generate_dlt_ids
 
+from ..arrow import arrow_schema, arrow_table
 from ..common import MONEY, PERCENT, QUANTITY, RATE
 
 KEY = {"data_type": "bigint", "nullable": False}
@@ -37,13 +36,6 @@ LINES = {
 DELETIONS = {"id": KEY, "is_deleted": BOOL, "deleted_at": TS, "account": TEXT,
              "invoice_id": {"data_type": "bigint", "nullable": True}}
 
-_ARROW = {"bigint": pa.int64(), "text": pa.string(), "bool": pa.bool_(), "date": pa.date32(),
-          "timestamp": pa.timestamp("us", tz="UTC")}
-# dlt's two columns, NOT NULL as its JSON normalizer created them in warehouses loaded before: Arrow rows
-# carry them too, or such a warehouse would refuse the rows
-_DLT = [pa.field("_dlt_load_id", pa.string(), nullable=False), pa.field("_dlt_id", pa.string(), nullable=False)]
-
-
 # The hints the invoices resource itself carries: dlt copies a resource's hints into every table variant it
 # writes (the deletion marks), so they stay the few they always were; the rest of the columns come from the
 # Arrow schema, which is derived from the same declarations.
@@ -58,31 +50,9 @@ def hints(columns: dict, names=None) -> dict:
     return {name: dict(columns[name]) for name in (columns if names is None else names)}
 
 
-def _schema(columns: dict) -> pa.Schema:
-    def arrow_type(hint: dict) -> pa.DataType:
-        if hint["data_type"] == "decimal":
-            return pa.decimal128(hint["precision"], hint["scale"])
-        return _ARROW[hint["data_type"]]
-
-    return pa.schema([pa.field(n, arrow_type(h), nullable=h.get("nullable", True)) for n, h in columns.items()]
-                     + _DLT)
-
-
-SCHEMAS = {"invoices": _schema(INVOICES), "invoice_lines": _schema(LINES)}
+SCHEMAS = {"invoices": arrow_schema(INVOICES, dlt_columns=True), "invoice_lines": arrow_schema(LINES, dlt_columns=True)}
 
 
 def batch(table: str, rows: list[dict], constants: dict) -> pa.Table:
-    """``rows`` (dicts) as one Arrow table of ``table``'s schema; ``constants`` hold one value for all rows.
-    Money stays exact: Decimals go into decimal128 as they are, and one with more places than its column is
-    refused, not rounded."""
-    schema, n = SCHEMAS[table], len(rows)
-    fixed = {**constants, "_dlt_load_id": dlt.current.load_package_state()["load_id"]}
-    arrays = []
-    for field in schema:
-        if field.name == "_dlt_id":
-            arrays.append(pa.array(generate_dlt_ids(n), type=field.type))
-        elif field.name in fixed:
-            arrays.append(pa.repeat(pa.scalar(fixed[field.name], type=field.type), n))
-        else:
-            arrays.append(pa.array([row.get(field.name) for row in rows], type=field.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
+    """``rows`` (dicts) as one Arrow table of ``table``'s schema; ``constants`` hold one value for all rows."""
+    return arrow_table(rows, SCHEMAS[table], constants)

@@ -23,6 +23,7 @@ import pyarrow as pa
 from dlt.common.configuration import configspec
 from dlt.sources import DltResource
 
+from ..arrow import arrow_columns, arrow_schema, arrow_table
 from ..common import PERCENT, RATE, deletion_marks, money
 from .client import SalesmanClient, SalesmanCredentials
 from .helpers import deal_record, info_record, list_row_columns, scan_invoice_list
@@ -44,9 +45,6 @@ from .tables import (
     INVOICE_ROW_DELETIONS,
     INVOICE_ROW_HINTS,
     INVOICE_ROWS,
-    arrow_columns,
-    arrow_schema,
-    arrow_table,
     hints,
     records_columns,
 )

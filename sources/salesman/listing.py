@@ -20,10 +20,11 @@ from itertools import islice
 import pendulum
 import pyarrow as pa
 
+from ..arrow import arrow_schema
 from .client import SalesmanClient
 from .helpers import INFO_FIELDS, deal_invoice_columns, info_record, read_pages
 from .settings import BULK_DETAILS_MIN_ROWS, DEAL_PAGE_SIZE, INVOICE_LIST_ORDER, VERIFY_DEALS_BEFORE_INDEX
-from .tables import INVOICE_DETAILS, arrow_schema, records_columns
+from .tables import INVOICE_DETAILS, records_columns
 
 
 def parallel_map(fn, items: Iterable, parallel: int) -> Iterator:
