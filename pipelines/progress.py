@@ -67,9 +67,8 @@ class RunProgress(LogCollector):
 
     def _stop(self) -> None:
         # the last block goes to the file; the terminal gets the run's summary instead of a final line per step
-        started, self._step_started = self._step_started, None
+        self._step_started = None
         super()._stop()
-        self._step_started = started
 
     def line(self) -> str:
         """The terminal line for the current step, from dlt's counters."""

@@ -8,7 +8,7 @@ with more places than its column is refused, not rounded, as on the JSON path.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import dlt
 import pyarrow as pa
@@ -20,6 +20,12 @@ TYPES = {"bigint": pa.int64(), "text": pa.string(), "bool": pa.bool_(), "date": 
 # earlier versions) refuse Arrow rows without them
 DLT_FIELDS = [pa.field("_dlt_load_id", pa.string(), nullable=False), pa.field("_dlt_id", pa.string(), nullable=False)]
 DLT_NAMES = frozenset(f.name for f in DLT_FIELDS)
+
+
+def hints(columns: dict, names: Iterable[str] | None = None) -> dict:
+    """dlt column hints of ``columns`` (only ``names`` when given) as fresh dicts: dlt mutates the column
+    schemas it is given, and a shared dict would leak hints from one column (or table) into another."""
+    return {name: dict(columns[name]) for name in (columns if names is None else names)}
 
 
 def arrow_field(name: str, hint: dict) -> pa.Field:

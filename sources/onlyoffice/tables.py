@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from ..arrow import arrow_schema, arrow_table
+from ..arrow import arrow_schema, arrow_table, hints  # noqa: F401 - the source reads hints here
 from ..common import MONEY, PERCENT, QUANTITY, RATE
 
 KEY = {"data_type": "bigint", "nullable": False}
@@ -42,12 +42,6 @@ DELETIONS = {"id": KEY, "is_deleted": BOOL, "deleted_at": TS, "account": TEXT,
 INVOICE_HINTS = ("id", "number", "cost", "exchange_rate", "issue_date", "due_date", "issue_date_raw", "due_date_raw",
                  "create_on_raw", "created_at", "consignee_id", "purchase_order_number", "terms", "description",
                  "_scan")
-
-
-def hints(columns: dict, names=None) -> dict:
-    """Fresh dicts per column (only ``names`` when given): dlt mutates column schemas, a shared dict would
-    leak hints between columns."""
-    return {name: dict(columns[name]) for name in (columns if names is None else names)}
 
 
 SCHEMAS = {"invoices": arrow_schema(INVOICES, dlt_columns=True), "invoice_lines": arrow_schema(LINES, dlt_columns=True)}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..arrow import arrow_schema, arrow_table  # noqa: F401 - the tests build each table from here
+from ..arrow import arrow_schema, arrow_table, hints  # noqa: F401 - the source and tests read them here
 from ..common import MONEY, RATE
 
 KEY = {"data_type": "bigint", "nullable": False}
@@ -51,11 +51,6 @@ DEALS = {
     "did": KEY, "title": TEXT, "clid": BIGINT, "client": TEXT, "payer": BIGINT, "mcid": BIGINT, "iduser": BIGINT,
     "datum": DATE, "kol": MONEY, "close": TEXT, "datum_close": DATE, **CONTEXT,
 }
-
-def hints(columns: dict, names: Iterable[str] | None = None) -> dict:
-    """dlt column hints of ``columns`` (only ``names`` when given), as fresh dicts."""
-    return {name: dict(columns[name]) for name in (columns if names is None else names)}
-
 
 def records_columns(records: list[dict], names: Iterable[str]) -> dict[str, list]:
     """Records (dicts) as columns: name -> the records' values in order."""
