@@ -24,6 +24,11 @@ SCALE_EXTRA: dict = {}
 RTT_EXTRA: dict = {}  # options of the RTT pass
 DETAIL_METHOD = "invoice/info"  # the per-invoice detail call the growth table counts
 SCALE_BY_DEFAULT = True  # `--scale` without --sources
+# bench.dbt_scale: how the raw tables of a load are multiplied into a bigger warehouse. Per table, the key
+# columns that get + k x offset in copy k (rows by crid, deals by did) and the columns suffixed "-k" (the
+# invoice number, unique per account in the marts' tests)
+DBT_SCALE_COPY = {"invoice_rows": (("crid", "did"), ("invoice",)), "invoice_details": (("crid", "did"), ("invoice",)),
+                  "deals": (("did",), ())}
 
 PAGE_SIZE = 30  # the account default (num_client)
 LIST = "invoice/list"
