@@ -96,11 +96,24 @@ class OnlyofficeProvider:
         self.throttled = 0  # 503s answered for the rate limit or throttle_next
         self._window: deque[float] = deque()  # times of the requests the rate limit counted
         self._total_cache: tuple[int, float] | None = None
+        self._by_id: dict[int, Invoice] = {}  # portal id -> invoice; checked on every hit, rebuilt on a miss
         normalise_world(world, self.portal.default_currency)
 
     # ---- test helpers ------------------------------------------------------------------------------------
     def _invoice(self, invoice_id: int) -> Invoice | None:
-        return next((i for i in self.world.invoices[SYSTEM] if oo_id(i) == invoice_id and not i.deleted), None)
+        """The live invoice with this portal id. Through an index (a scan of the portal per ``invoice/{id}``
+        made a first load quadratic: 200k invoices never finished); a hit is checked against the invoice
+        itself and a miss rebuilds the index, so invoices added, deleted or changed meanwhile answer as a
+        scan would."""
+        inv = self._by_id.get(invoice_id)
+        if inv is not None and not inv.deleted and oo_id(inv) == invoice_id:
+            return inv
+        index: dict[int, Invoice] = {}
+        for i in self.world.invoices[SYSTEM]:
+            if not i.deleted:
+                index.setdefault(oo_id(i), i)
+        self._by_id = index
+        return index.get(invoice_id)
 
     def delete_invoice(self, world_id: int) -> None:
         next(i for i in self.world.invoices[SYSTEM] if i.id == world_id).deleted = True
