@@ -10,7 +10,7 @@ import requests as _requests
 from dlt.sources.helpers.rest_client import RESTClient
 
 from ..common import SourceError, make_session
-from .direct import DirectGet
+from ..http import Redirected, ThinClient
 from .helpers import (
     RETRY_STATUSES,
     RateLimitGate,
@@ -149,7 +149,10 @@ class OnlyofficeClient(RESTClient):
         self.max_attempts = transport.max_attempts
         super().__init__(base_url=f"{self.root}{API_PREFIX}crm/", headers={"Accept": "application/json"},
                          data_selector="response", session=PortalSession(transport, self.portal_auth, self.root))
-        self.direct = DirectGet(self.session, self.base_url, self.headers, timeout)
+        # the per-invoice GET on the pool directly (see fetch_one); the environment as PortalSession resolved it
+        self.thin = ThinClient(retrying, self.base_url, self.headers,
+                               settings={"proxies": self.session.proxies, "verify": self.session.verify,
+                                         "cert": self.session.cert})
 
     def extract_response(self, response, data_selector):
         return self.checked(response, what_of(response.request.url))
@@ -169,8 +172,19 @@ class OnlyofficeClient(RESTClient):
         return self.checked(self.get(path, params=params), f"crm/{path}")
 
     def fetch_one(self, path: str) -> Any:
-        """``fetch`` for the per-invoice call, on the thin path where it can be used (see ``direct``)."""
-        if not self.direct.usable:
+        """``fetch`` for the per-invoice call (one per invoice on a first load: the API has no bulk read of
+        lines), on the session's connection pool directly where it can be (``sources/http.py``; 0.27 ms of
+        client CPU a call against 0.80 ms through RESTClient), with the same rate-limit gate, re-login after a
+        401, retries and failures. Behind a proxy, or once the portal redirected, through RESTClient."""
+        if not self.thin.usable:
             return self.fetch(path)
-        what = f"crm/{path}"
-        return self.checked(self.direct.get(path, what), what)
+        what, url, transport = f"crm/{path}", self.base_url + path, self.session.transport
+
+        def signed(token: str) -> _requests.Response:
+            return transport.send(lambda: self.thin.request("GET", path, headers={"Authorization": token}), url)
+
+        try:
+            resp = self.session.portal_auth.authorized(signed, what)
+        except Redirected:
+            return self.fetch(path)  # this one and every later call through RESTClient, which follows redirects
+        return self.checked(resp, what)

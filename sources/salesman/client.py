@@ -1,5 +1,6 @@
-"""SalesMan's HTTP client: dlt's ``RESTClient`` on dlt's retrying session, the API key through dlt's
-``APIKeyAuth``, and the errors a user can act on.
+"""SalesMan's HTTP client: dlt's retrying session, every call a thin POST on its connection pool
+(``sources/http.py``: same retries, timeout, headers and exceptions; dlt's ``RESTClient`` with the API key
+through dlt's ``APIKeyAuth`` behind a proxy or a redirect), and the errors a user can act on.
 
 The API reads a JSON body only when ``Content-Type`` is exactly ``application/json`` (anything else, even
 ``; charset=utf-8``, makes it ignore the body and the auth headers), and then takes the key and the login
@@ -18,6 +19,7 @@ from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
 from ..common import MalformedBody, SourceError, is_malformed, make_session, reason, response_json
+from ..http import Redirected, ThinClient, json_body
 from .settings import API_PREFIX, AUTH_ERROR_CODES, SOURCE_NAME
 
 
@@ -49,7 +51,9 @@ def _php_error_page(resp: requests.Response | None, exc: BaseException | None) -
 class SalesmanClient:
     """POSTs each call's params as the JSON body of ``/developer/v3/<method>`` and returns the answer's
     object, or raises :class:`SourceError` naming the cause and the fix. Safe to call from several threads:
-    each thread has its own ``RESTClient`` and session (dlt's sessions are per thread) on one connection pool.
+    dlt's sessions (and so their retry policies) are per thread, on one connection pool. The calls go on
+    that pool directly (``ThinClient``: ~4,400 calls per 100,000 invoices, 1.1 ms of client CPU each through
+    RESTClient); behind a proxy, or once the server redirected, each thread has its own ``RESTClient``.
     """
 
     def __init__(self, credentials: SalesmanCredentials, *, timeout: float = 60, max_attempts: int = 5,
@@ -60,6 +64,8 @@ class SalesmanClient:
         self.auth = APIKeyAuth(name="apikey", api_key=credentials.api_key, location="header")
         self.headers = {"Content-Type": "application/json", "login": credentials.login}
         self.timeout = timeout
+        self.thin = ThinClient(self.http, self.base_url + API_PREFIX,
+                               {**self.headers, self.auth.name: self.auth.api_key})
         self.max_attempts = max(1, max_attempts)
         self.requests_made = 0  # calls made (each may have been retried); read by the benchmark
         self._count_lock = threading.Lock()
@@ -77,7 +83,7 @@ class SalesmanClient:
         with self._count_lock:
             self.requests_made += 1
         try:
-            resp = self.rest.post(method, json=params or {})
+            resp = self._post(method, params or {})
         except requests.Timeout:
             raise fail(f"{method} did not answer within {self.timeout:g} s, {self.max_attempts} times in a row "
                        f"(the server at {self.base_url} stopped answering).",
@@ -94,6 +100,14 @@ class SalesmanClient:
                        "check SOURCES__SALESMAN__BASE_URL and that the server is up; the run loaded nothing "
                        "and the next run starts from the same state.") from None
         return self._body(method, resp)
+
+    def _post(self, method: str, params: dict) -> requests.Response:
+        if self.thin.usable:
+            try:
+                return self.thin.request("POST", method, body=json_body(params))
+            except Redirected:
+                pass  # this one and every later call through RESTClient, which follows redirects
+        return self.rest.post(method, json=params)
 
     @staticmethod
     def _body(method: str, resp: requests.Response) -> dict:
