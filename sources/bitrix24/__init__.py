@@ -49,6 +49,7 @@ ARROW_ROWS = 5000
 # What a resource keeps of each changed invoice until its end (the cursor, the open set, the templates): not
 # the whole row, so memory does not grow with every field of every invoice.
 KEPT = ("updated_at", "stage_id", "is_recurring")
+ROWS_METHOD = "crm.item.productrow.list"
 
 
 def _marks(rows: list[dict]):
@@ -198,7 +199,9 @@ def bitrix24_source(
             if state.get("cursor") is None or latest > pendulum.parse(state["cursor"]):
                 state["cursor"] = latest.isoformat()
 
-    @dlt.resource(name="smart_invoices", write_disposition="merge", primary_key="id")
+    # no primary key on the resource: each table it writes names its own keys (tables.to_table, _marks), and a
+    # table variant inherits the resource's key, which would make the child rows' id one again
+    @dlt.resource(name="smart_invoices", write_disposition="merge")
     def smart_invoices() -> Iterator[object]:
         state = dlt.current.resource_state()
         changed: dict[int, dict] = {}
@@ -210,7 +213,7 @@ def bitrix24_source(
         refresh = sorted(set(changed) | (set(state.get("open_ids", [])) & live))
         # made as the batches take them: a large portal's commands are never all in memory at once
         commands = chain_answers(
-            (Command("crm.item.productrow.list", {
+            (Command(ROWS_METHOD, {
                 "filter": {"=ownerType": "SI", "=ownerId": refresh[i:i + PRODUCT_ROW_OWNERS_PER_CALL]},
                 "order": {"id": "ASC"}, "start": 0}) for i in range(0, len(refresh), PRODUCT_ROW_OWNERS_PER_CALL)),
             # payments the opening batch already read (invoices open since the last run) are not asked again
@@ -224,11 +227,16 @@ def bitrix24_source(
         answers = chain_answers(((Command("crm.item.payment.list", {}, i), r, None) for i, r in read.items()),
                                 client.pump(pending, frozenset({"NOT_FOUND"}), commands))
         for command, result, nxt in answers:
-            if command.tag is None:  # product rows
-                rows += [rec.smart_product_row(r, NO_CONTEXT) for r in page_rows(command, result, "productRows",
+            if command.method == ROWS_METHOD:  # product rows; tag: the row ids the group's earlier pages gave
+                page = [rec.smart_product_row(r, NO_CONTEXT) for r in page_rows(command, result, "productRows",
                                                                               client.fail)]
+                seen = command.tag
+                if seen:  # a row added meanwhile shifts the offsets: the row before it comes again
+                    page = [r for r in page if r["id"] not in seen]
+                rows += page
                 if nxt:
-                    pending.append(Command(command.method, {**command.params, "start": nxt}))
+                    pending.append(Command(command.method, {**command.params, "start": nxt},
+                                           (seen or set()) | {r["id"] for r in page}))
             elif result is not None:  # None: the invoice vanished after the list; the sweep marks it
                 if not isinstance(result, list):
                     raise SourceError(SOURCE_NAME, f"crm.item.payment.list for invoice {command.tag} returned "
@@ -252,7 +260,7 @@ def bitrix24_source(
         if marks:
             yield _marks(marks)
 
-    @dlt.resource(name="legacy_invoices", write_disposition="merge", primary_key="id")
+    @dlt.resource(name="legacy_invoices", write_disposition="merge")
     def legacy_invoices() -> Iterator[object]:
         state = dlt.current.resource_state()
         portal.open()
