@@ -14,12 +14,14 @@ List pages and detail calls go ``parallel_requests`` at a time.
 from __future__ import annotations
 
 import itertools
+from array import array
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import dlt
 import pendulum
 import pyarrow as pa
+import pyarrow.compute as pc
 from dlt.common.configuration import configspec
 from dlt.sources import DltResource
 
@@ -29,14 +31,18 @@ from .client import SalesmanClient, SalesmanCredentials
 from .helpers import deal_record, info_record, list_row_columns, scan_invoice_list
 from .listing import (
     DealIndex,
+    ListedRows,
     ListRepair,
+    Stale,
+    as_array,
+    as_arrow,
     deal_pages,
     detail_arrays,
     fetch_details,
     hidden_list_row,
     hidden_rows,
 )
-from .memo import remember, remembered
+from .memo import NO_DEAL, Memory, remember_rows, remembered_rows
 from .tables import (
     CONTEXT,
     DATE,
@@ -125,23 +131,20 @@ def salesman_source(
         marks of rows that vanished. All of it happens in one resource because both depend on the whole
         snapshot: which rows changed, how many (per-row or bulk details), and which ids are gone."""
         state = dlt.current.resource_state()
-        known, known_deals = remembered(state)  # crid -> fingerprint, crid -> did
+        # every per-row set of a run is an array (8 bytes a value; a million rows must fit in memory)
+        known = remembered_rows(state)  # the rows loaded before: crid, fingerprint, did
         known_hidden = {int(c): d for c, d in state.get("hidden", {}).items()}
-        for crid in known_hidden:
-            known_deals.pop(crid, None)
         deleted: set[int] = set(state.get("deleted_ids", []))
         index = DealIndex(client, parallel_requests)
-        repair = ListRepair(client, index, known_deals, parallel_requests)
+        repair = ListRepair(client, index, _listed_deals(known, known_hidden), parallel_requests)
         result: dict = {}
-        current: dict[int, str] = {}
-        deal_of: dict[int, int] = {}
+        listed = ListedRows()  # crid, fingerprint and did of every row yielded
         buffer: list[dict] = []  # list rows as the server sent them, shaped column by column per batch
         scans: list[int] = []
 
         def rows_table() -> pa.Table:
             columns = list_row_columns(buffer, scans[:], timezone, db_timezone)
-            for crid, fp, did in zip(columns["crid"], columns["_fingerprint"], columns["did"], strict=True):
-                current[crid], deal_of[crid] = fp, did
+            listed.add(columns["crid"], columns["_fingerprint"], columns["did"])
             buffer.clear()
             scans.clear()
             return arrow_columns(columns, len(columns["crid"]), ROW_SCHEMA, constants)
@@ -152,16 +155,20 @@ def salesman_source(
             scans += [scan] * len(rows)
             if len(buffer) >= ARROW_BATCH_ROWS:
                 yield rows_table()
-        live: set[int] = set(result["ids"])
+        ids = result.pop("ids")
+        live = pa.array(sorted(ids), pa.int64())
+        del ids
 
         # Rows invoice/list never shows (deal owned by iduser=0) are in deal/list only. It is read on a first
         # load (bulk details need it anyway), on every run of an account known to have such rows, and when
         # new ids leave a hole that no listed row fills (a new hidden row, or one created and deleted since).
-        newest = max(live | set(current), default=0)
-        everything = live | set(current) | set(known) | deleted | set(known_hidden)
-        if not known or known_hidden or any(c not in everything
-                                            for c in range(state.get("max_crid", 0) + 1, newest + 1)):
+        yielded, known_ids = as_arrow(listed.crids), as_arrow(known.crids)
+        newest = max(pc.max(live).as_py() or 0, pc.max(yielded).as_py() or 0)
+        if not len(known) or known_hidden or not _covered(
+                state.get("max_crid", 0) + 1, newest,
+                [live, yielded, known_ids, pa.array(sorted(deleted | set(known_hidden)), pa.int64())]):
             index.read()
+        del yielded
         hidden = hidden_rows(client, index, live, parallel_requests) if index.is_read else {}
         hidden_info: dict[int, dict] = {}
         for crid, (data, deal) in sorted(hidden.items()):
@@ -170,40 +177,61 @@ def salesman_source(
             hidden_info[crid] = data
         if buffer:
             yield rows_table()
-        live |= set(hidden)
+        if hidden:
+            live = pa.concat_arrays([live, pa.array(sorted(hidden), pa.int64())])
 
-        stale = {crid: current[crid] for crid in sorted(live) if known.get(crid) != current[crid]}
-        fetched: set[int] = set()
+        current = listed.latest()  # each row yielded once, its latest version, ascending by crid
+        crids = current["crid"]
+        in_live = pc.is_in(crids, value_set=live)
+        known_fps = as_arrow(known.fps).take(pc.index_in(crids, value_set=known_ids))
+        changed = pc.fill_null(pc.not_equal(known_fps, current["fp"]), True)  # new, or its list row changed
+        stale_mask = pc.and_(in_live, changed)
+        stale = Stale(crids.filter(stale_mask), current["fp"].filter(stale_mask))
+        del known_fps, changed
+        fetched: list[pa.Array] = []
         parts: list[dict[str, pa.Array]] = []  # batches of details, columns as Arrow arrays
 
         def details_table() -> object:
             columns = {name: pa.concat_arrays([part[name] for part in parts]) for name in parts[0]}
             parts.clear()
-            fetched.update(columns["crid"].to_pylist())
+            fetched.append(columns["crid"])
             return _table(columns, len(columns["crid"]), "invoice_details", DETAIL_COLUMNS, DETAIL_SCHEMA, constants)
 
         # a hidden row's invoice/info is its details already
-        own = [info_record(hidden_info[c], timezone, stale.pop(c)) for c in sorted(hidden_info) if c in stale]
-        batches = fetch_details(client, stale, len(set(deal_of.values())), timezone, index, parallel_requests)
+        own_fps = stale.pop(hidden_info)
+        own = [info_record(hidden_info[c], timezone, own_fps[c]) for c in sorted(own_fps)]
+        deals_count = pc.count_distinct(current["did"]).as_py()
+        batches = fetch_details(client, stale, deals_count, timezone, index, parallel_requests)
         for batch in itertools.chain([detail_arrays(own)] if own else [], batches):
             parts.append(batch)
             if sum(len(part["crid"]) for part in parts) >= ARROW_BATCH_ROWS:
                 yield details_table()
         if parts:
             yield details_table()
+        index.release()
+        del stale
 
-        marks, vanished = deletion_marks("crid", set(known), deleted, set(current), live, run_at)
+        # ids loaded before or yielded in this run that the final snapshot lacks, and marked ones that are back
+        gone = {c for ids_ in (known_ids, crids) for c in ids_.filter(pc.invert(pc.is_in(ids_, value_set=live)))
+                .to_pylist()}
+        back = set(pa.array(sorted(deleted), pa.int64()).filter(
+            pc.is_in(pa.array(sorted(deleted), pa.int64()), value_set=live)).to_pylist())
+        marks, vanished = deletion_marks("crid", gone, deleted, set(), back, run_at)
         if marks:
             yield _table(records_columns(marks, DELETION_FIELDS), len(marks), "invoice_row_deletions",
                          DELETION_COLUMNS, DELETION_SCHEMA, constants)
         # a row whose details could not be read (deleted in between) keeps no fingerprint: retried next run
-        keep = {c for c in live if c in fetched or c not in stale}
-        remember(state, [(c, deal_of[c], current[c]) for c in sorted(keep)])
-        state["hidden"] = {str(c): deal_of[c] for c in sorted(hidden)}
+        was_read = pc.is_in(crids, value_set=pa.concat_arrays(fetched) if fetched else pa.array([], pa.int64()))
+        keep = pc.and_(in_live, pc.or_(pc.invert(stale_mask), was_read))
+        remember_rows(state, *(as_array(current[name].filter(keep), code) for name, code in (("crid", "q"), ("did", "q"),
+                                                                                             ("fp", "Q"))))
+        del keep, was_read
+        hidden_deals = _deals_of(current, sorted(hidden))
+        state["hidden"] = {str(c): hidden_deals[c] for c in sorted(hidden)}
         state["max_crid"] = max(newest, state.get("max_crid", 0))
         state["deleted_ids"] = sorted(vanished)
-        state["last_scan"] = {**{k: v for k, v in result.items() if k != "ids"}, "repair_requests": repair.requests,
-                              "hidden": len(hidden), "deals_read": index.is_read}
+        state["last_scan"] = {**result, "repair_requests": repair.requests, "hidden": len(hidden),
+                              "deals_read": index.is_read}
         state.pop("known_ids", None)
 
     @dlt.resource(name="deals", write_disposition="merge", primary_key="did", columns=hints(DEALS))
@@ -240,3 +268,28 @@ def _table(items: dict[str, list], n: int, table: str, columns: dict, schema: pa
     """Route ``n`` rows given column by column to their own table with its own keys and column types."""
     hints_ = dlt.mark.make_hints(table_name=table, write_disposition="merge", primary_key="crid", columns=columns)
     return dlt.mark.with_hints(arrow_columns(items, n, schema, constants), hints_, create_table_variant=True)
+
+
+def _listed_deals(known: Memory, hidden: dict[int, object]) -> tuple[array, array]:
+    """crid and did of the rows loaded before that invoice/list shows (``hidden`` ones it never shows)."""
+    if not hidden:
+        return known.deal_crids, known.dids
+    keep = [i for i, crid in enumerate(known.deal_crids) if crid not in hidden]
+    return array("q", (known.deal_crids[i] for i in keep)), array("q", (known.dids[i] for i in keep))
+
+
+def _covered(low: int, high: int, ids: list[pa.Array]) -> bool:
+    """Whether every id from ``low`` to ``high`` is among ``ids`` (several arrays, repeats allowed)."""
+    if high < low:
+        return True
+    within = [a.filter(pc.and_(pc.greater_equal(a, low), pc.less_equal(a, high))) for a in ids]
+    return pc.count_distinct(pa.concat_arrays(within)).as_py() == high - low + 1
+
+
+def _deals_of(current: dict[str, pa.Array], crids: list[int]) -> dict[int, int | None]:
+    """crid -> did (None for none) of ``crids`` in ``current`` (each row once, ascending by crid)."""
+    if not crids:
+        return {}
+    positions = pc.index_in(pa.array(crids, pa.int64()), value_set=current["crid"])
+    dids = current["did"].take(positions).to_pylist()
+    return {c: None if d == NO_DEAL else d for c, d in zip(crids, dids, strict=True)}
