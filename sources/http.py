@@ -51,7 +51,6 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     ResponseError,
 )
-from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.util import Timeout
 
@@ -144,14 +143,12 @@ class ThinClient:
             raise requests.ConnectionError(err) from None
         except ProxyError as err:
             raise requests.exceptions.ProxyError(err) from None
-        except (Urllib3SSLError, Urllib3Error) as err:
-            if isinstance(err, Urllib3SSLError):
-                raise requests.exceptions.SSLError(err) from None
-            if isinstance(err, ReadTimeoutError):
-                raise requests.ReadTimeout(err) from None
-            if isinstance(err, InvalidHeader):
-                raise requests.exceptions.InvalidHeader(err) from None
-            raise
+        except Urllib3SSLError as err:
+            raise requests.exceptions.SSLError(err) from None
+        except ReadTimeoutError as err:
+            raise requests.ReadTimeout(err) from None
+        except InvalidHeader as err:
+            raise requests.exceptions.InvalidHeader(err) from None
         return _Reply(raw, self.base_url + path)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dlt
 
 from ..arrow import arrow_schema, arrow_table
+from ..arrow import hints as column_hints
 from ..common import MONEY, PERCENT, QUANTITY
 
 KEY = {"data_type": "bigint", "nullable": False}
@@ -75,7 +76,7 @@ def hints(table: str) -> dict:
     """dlt column hints of one table, as fresh dicts. A child table's id says outright that it is no primary
     key: warehouses loaded before kept it as one, and a hint left out would not take it away."""
     columns, merge_key = ARROW_TABLES[table]
-    out = {name: dict(hint) for name, hint in columns.items()}
+    out = column_hints(columns)
     if merge_key:
         out["id"]["primary_key"] = False
     return out

@@ -214,8 +214,8 @@ def salesman_source(
         # ids loaded before or yielded in this run that the final snapshot lacks, and marked ones that are back
         gone = {c for ids_ in (known_ids, crids) for c in ids_.filter(pc.invert(pc.is_in(ids_, value_set=live)))
                 .to_pylist()}
-        back = set(pa.array(sorted(deleted), pa.int64()).filter(
-            pc.is_in(pa.array(sorted(deleted), pa.int64()), value_set=live)).to_pylist())
+        marked = pa.array(sorted(deleted), pa.int64())
+        back = set(marked.filter(pc.is_in(marked, value_set=live)).to_pylist())
         marks, vanished = deletion_marks("crid", gone, deleted, set(), back, run_at)
         if marks:
             yield _table(records_columns(marks, DELETION_FIELDS), len(marks), "invoice_row_deletions",

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from ..arrow import arrow_schema
 from .client import SalesmanClient
 from .helpers import INFO_FIELDS, deal_invoice_columns, info_record, read_pages
-from .memo import NO_DEAL
+from .memo import NO_DEAL, hex_fp
 from .settings import BULK_DETAILS_MIN_ROWS, DEAL_PAGE_SIZE, INVOICE_LIST_ORDER, VERIFY_DEALS_BEFORE_INDEX
 from .tables import INVOICE_DETAILS, records_columns
 
@@ -71,11 +71,6 @@ def as_array(values: pa.Array, typecode: str = "q") -> array:
         start = values.offset * out.itemsize
         out.frombytes(memoryview(values.buffers()[1])[start:start + len(values) * out.itemsize])
     return out
-
-
-def hex_fp(value: int) -> str:
-    """A fingerprint held as a number, as :func:`helpers.fingerprint` writes it."""
-    return f"{value:016x}"
 
 
 class ListedRows:

@@ -14,7 +14,6 @@ are the same as dicts and tuples.
 from __future__ import annotations
 
 import base64
-import binascii
 import sys
 import zlib
 from array import array
@@ -31,41 +30,23 @@ def _little(values: array) -> array:
     return values
 
 
-def pack(rows: list[tuple[int, int | None, str]]) -> dict:
-    """``(crid, did, fingerprint)`` of each row as the state keeps them."""
-    crids = _little(array("q", (r[0] for r in rows)))
-    dids = _little(array("q", (NO_DEAL if r[1] is None else r[1] for r in rows)))
-    fps = binascii.unhexlify("".join(r[2] for r in rows))
-    blob = zlib.compress(crids.tobytes() + dids.tobytes() + fps, 6)
-    return {"n": len(rows), "data": base64.b64encode(blob).decode("ascii")}
-
-
-def unpack(packed: dict) -> tuple[dict[int, str], dict[int, int | None]]:
-    """crid -> fingerprint and crid -> did of what :func:`pack` packed."""
-    n = int(packed["n"])
-    raw = zlib.decompress(base64.b64decode(packed["data"]))
-    crids, dids = array("q"), array("q")
-    crids.frombytes(raw[:8 * n])
-    dids.frombytes(raw[8 * n:16 * n])
-    _little(crids), _little(dids)
-    hexed = binascii.hexlify(raw[16 * n:]).decode("ascii")
-    step = 2 * FP_BYTES
-    fps = {crid: hexed[i * step:(i + 1) * step] for i, crid in enumerate(crids)}
-    return fps, {crid: None if did == NO_DEAL else did for crid, did in zip(crids, dids, strict=True)}
+def hex_fp(value: int) -> str:
+    """A fingerprint held as a number, as ``helpers.fingerprint`` writes it (16 hex digits)."""
+    return f"{value:0{2 * FP_BYTES}x}"
 
 
 def remembered(state: dict) -> tuple[dict[int, str], dict[int, int | None]]:
-    """crid -> fingerprint and crid -> did of the rows the last successful run loaded (either format)."""
-    if KEY in state:
-        return unpack(state[KEY])
-    fps = {int(c): fp for c, fp in state.get("fingerprints", {}).items()}
-    return fps, {int(c): d for c, d in state.get("deals", {}).items()}
+    """crid -> fingerprint and crid -> did of the rows the last successful run loaded (either format), as
+    dicts: :func:`remembered_rows` read into Python objects."""
+    known = remembered_rows(state)
+    return ({crid: hex_fp(fp) for crid, fp in zip(known.crids, known.fps, strict=True)},
+            {crid: None if did == NO_DEAL else did for crid, did in zip(known.deal_crids, known.dids, strict=True)})
 
 
 def remember(state: dict, rows: list[tuple[int, int | None, str]]) -> None:
-    state[KEY] = pack(rows)
-    state.pop("fingerprints", None)
-    state.pop("deals", None)
+    """:func:`remember_rows` of ``(crid, did, fingerprint)`` tuples."""
+    remember_rows(state, array("q", (r[0] for r in rows)), array("q", (NO_DEAL if r[1] is None else r[1] for r in rows)),
+                  array("Q", (int(r[2], 16) for r in rows)))
 
 
 @dataclass
