@@ -18,8 +18,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/crm-invoices run --demo
 
+# Tests run in parallel (pytest-xdist, one worker per core, at most 4): the suite is CPU-bound (each end-to-end
+# test runs the CLI and a dbt build), about 56 min of CPU; work stealing keeps the long tests from ending on one
+# worker. `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --maxprocesses 4 --dist worksteal
 
 # The real SalesMan server (PHP 8.2 + MariaDB 10.11 on loopback, from ../shared/servers/salesman; installs the
 # Debian packages when missing, so it needs root): builds its own data, compares the marts with its database.
