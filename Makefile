@@ -41,9 +41,10 @@ test-postgres: $(STAMP)
 report-screenshot: $(STAMP)
 	$(BIN)/python -m crm_invoices.pipelines.report.screenshot docs/report.png
 
-# kill -9 at 12 moments per variant (first load, rerun with changes); writes docs/reliability_kill_sweep.md
+# kill -9 at KILL_POINTS moments per variant (first load, rerun with changes); writes docs/reliability_kill_sweep.md
+KILL_POINTS ?= 12
 reliability: $(STAMP)
-	$(BIN)/python -m tests.crash_sweep --points 12
+	$(BIN)/python -m tests.crash_sweep --points $(KILL_POINTS)
 
 # client CPU and server CPU per source, wall vs each API's bound at 0 and 80 ms RTT, plain-dlt baselines beside
 bench: $(STAMP)
