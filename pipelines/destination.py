@@ -140,13 +140,32 @@ def _first_meaningful_line(text: str) -> str:
     return text or "unknown error"
 
 
+def duckdb_memory_limit() -> str:
+    """The ``memory_limit`` of dlt's DuckDB loads (settings.RUNTIME_DEFAULTS, or the user's own
+    DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG): the dbt build runs under the same cap, so a run's peak is
+    the one the user set, not DuckDB's 80 % of RAM in the models."""
+    import json
+
+    from .settings import RUNTIME_DEFAULTS
+
+    key = "DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG"
+    default = json.loads(RUNTIME_DEFAULTS[key])["memory_limit"]
+    try:
+        configured = json.loads(os.environ.get(key) or "{}")
+    except ValueError:  # dlt itself refuses such a value before any model runs
+        configured = {}
+    limit = configured.get("memory_limit") if isinstance(configured, dict) else None
+    return str(limit) if limit else default
+
+
 def dbt_env() -> dict[str, str]:
     """The environment the dbt profile (models/profiles.yml) reads for the current destination. The password
     goes under a ``DBT_ENV_SECRET_`` name: dbt scrubs those from its logs and artifacts."""
     from .settings import database_path
 
     if not is_postgres():
-        return {"CRM_INVOICES_DBT_TARGET": "duckdb", "CRM_INVOICES_DUCKDB": str(database_path())}
+        return {"CRM_INVOICES_DBT_TARGET": "duckdb", "CRM_INVOICES_DUCKDB": str(database_path()),
+                "CRM_INVOICES_DUCKDB_MEMORY_LIMIT": duckdb_memory_limit()}
     target = postgres_target()
     return {
         "CRM_INVOICES_DBT_TARGET": "postgres",

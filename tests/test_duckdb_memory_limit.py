@@ -37,3 +37,12 @@ def test_loads_run_with_a_512_mb_cap_by_default(tmp_path):
 def test_a_users_own_cap_wins(tmp_path):
     assert _probe(tmp_path, {"DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG": '{"memory_limit": "1GB"}'}) == \
         "('953.6 MiB', 1)"
+
+
+def test_the_dbt_build_gets_the_same_cap(monkeypatch):
+    from crm_invoices.pipelines.destination import dbt_env
+
+    monkeypatch.delenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", raising=False)
+    assert dbt_env()["CRM_INVOICES_DUCKDB_MEMORY_LIMIT"] == "512MB"
+    monkeypatch.setenv("DESTINATION__DUCKDB__CREDENTIALS__GLOBAL_CONFIG", '{"memory_limit": "1GB"}')
+    assert dbt_env()["CRM_INVOICES_DUCKDB_MEMORY_LIMIT"] == "1GB"
